@@ -1,0 +1,216 @@
+"""The paper's layers: PReLU and spatial pyramid pooling.
+
+Only `keras` and `keras.ops` are used here, so both layers run under every Keras backend.
+"""
+
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+SLOPE_WEIGHT_NAME = "negative_slope"
+
+
+def _channel_axis(data_format: str, rank: int) -> int:
+    if rank <= 2 or data_format == "channels_last":
+        return rank - 1
+    return 1
+
+
+@keras.saving.register_keras_serializable(package="rectifier_zoo")
+class PReLU(keras.layers.Layer):
+    """Parametric rectified linear unit (He et al. 2015, Eqn. 1).
+
+    `f(y) = max(0, y) + a * min(0, y)`, with the slope `a` learned: one per channel
+    (`channel_shared=False`, the paper's default) or one per layer (`channel_shared=True`).
+    On a convolutional feature map the channel axis follows `data_format`; after a Dense layer
+    (rank 2) there is one slope per unit. Spatial dimensions may be of any, even unknown, size.
+
+    How this differs from `keras.layers.PReLU`: Keras starts the slope at 0 (a ReLU) and keeps
+    one slope per element unless `shared_axes` is given; here the slope starts at 0.25 as in the
+    paper (Sec. 2.1) and the sharing is stated by `channel_shared`.
+
+    The slope has no regularizer and no constraint (the paper lets it go negative or above 1).
+    It is named `"negative_slope"`, so an optimizer can leave it out of weight decay by name;
+    `rectifier_zoo.weight_decay_exclusions(model)` gives the whole list for a model. Under a
+    mixed precision policy the slope is stored in float32 and cast to the compute dtype in `call`.
+
+    Args:
+        channel_shared: one slope for the whole layer instead of one per channel.
+        initial_slope: the starting value of `a`; the paper uses 0.25.
+        data_format: `"channels_last"` or `"channels_first"` for rank-4 inputs; defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: base layer arguments (`name`, `dtype`, ...).
+
+    Reference: He et al., "Delving Deep into Rectifiers", ICCV 2015, Sec. 2.1.
+    """
+
+    def __init__(
+        self,
+        channel_shared: bool = False,
+        initial_slope: float = 0.25,
+        data_format: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(channel_shared, bool):
+            raise ValueError(
+                f"`channel_shared` must be True or False. Received: channel_shared={channel_shared!r}"
+            )
+        data_format = data_format or keras.config.image_data_format()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(
+                "`data_format` must be one of 'channels_last', 'channels_first'. "
+                f"Received: data_format={data_format!r}"
+            )
+        self.channel_shared = channel_shared
+        self.initial_slope = float(initial_slope)
+        self.data_format = data_format
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        if self.channel_shared:
+            shape = ()
+            self._broadcast_shape = None
+        else:
+            rank = len(input_shape)
+            axis = _channel_axis(self.data_format, rank)
+            channels = input_shape[axis]
+            if channels is None:
+                raise ValueError(
+                    "PReLU with channel_shared=False needs a known number of channels on axis "
+                    f"{axis}. Received: input_shape={tuple(input_shape)}"
+                )
+            shape = (channels,)
+            # channels_first feature maps need the slope as (C, 1, ..., 1) to broadcast.
+            self._broadcast_shape = (channels,) + (1,) * (rank - 1 - axis) if axis != rank - 1 else None
+        self.negative_slope = self.add_weight(
+            name=SLOPE_WEIGHT_NAME,
+            shape=shape,
+            initializer=keras.initializers.Constant(self.initial_slope),
+            regularizer=None,
+            constraint=None,
+            trainable=True,
+        )
+
+    def call(self, inputs):
+        slope = self.negative_slope
+        if self._broadcast_shape is not None:
+            slope = ops.reshape(slope, self._broadcast_shape)
+        # relu(y) + a * min(y, 0): two cheap element-wise passes that backends fuse; the gradient
+        # w.r.t. `a` is min(y, 0) summed over the broadcast axes, as in the paper's Eqn. 4.
+        return ops.relu(inputs) + slope * ops.minimum(inputs, 0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "channel_shared": self.channel_shared,
+                "initial_slope": self.initial_slope,
+                "data_format": self.data_format,
+            }
+        )
+        return config
+
+
+def spp_bins(size, num_bins: int) -> list[tuple]:
+    """Bin edges of one pyramid level along one axis of length `size`.
+
+    Bin `i` covers `[floor(i * size / n), ceil((i + 1) * size / n))`, so every bin is non-empty
+    for any `size >= 1`, and on the paper's 14x14 map this equals the SPP-net window/stride rule.
+    `size` may be a Python int or a scalar tensor (unknown spatial size in a TensorFlow graph).
+    """
+    return [((i * size) // num_bins, -((-(i + 1) * size) // num_bins)) for i in range(num_bins)]
+
+
+@keras.saving.register_keras_serializable(package="rectifier_zoo")
+class SpatialPyramidPooling(keras.layers.Layer):
+    """Spatial pyramid max pooling (He et al., SPP-net, ECCV 2014), as used by Models A, B, C.
+
+    For an `h x w` map and a level of `n x n` bins, bin `(i, j)` max-pools rows
+    `[floor(i*h/n), ceil((i+1)*h/n))` and the same columns, so any input size (down to 1x1)
+    gives exactly `n x n` bins per level. On the 14x14 map of Models A/B/C this is the paper's
+    window `ceil(a/n)`, stride `floor(a/n)` rule.
+
+    Output: a flat vector of `channels * sum(n * n for n in levels)` values. Levels come in the
+    given order; inside a level the bins are in row-major order `(i, j)` with the channels
+    fastest, i.e. the flattening of an `(n, n, channels)` array. The order is the same for both
+    data formats, so the fully connected layers after it do not depend on the data format.
+
+    Max pooling is separable, so each level first pools row bands (n reductions) and then
+    column bands (n more), instead of n * n window reductions.
+
+    Args:
+        levels: the pyramid's bins per side, e.g. `(7, 3, 2, 1)` for Models A/B/C (63 bins)
+            and `(6, 3, 2, 1)` for the 14-layer model (50 bins).
+        data_format: `"channels_last"` or `"channels_first"`; defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: base layer arguments.
+
+    Reference: He et al., "Spatial Pyramid Pooling in Deep Convolutional Networks for Visual
+    Recognition", ECCV 2014; "Delving Deep into Rectifiers", ICCV 2015, Table 3.
+    """
+
+    def __init__(
+        self, levels: Sequence[int] = (7, 3, 2, 1), data_format: str | None = None, **kwargs
+    ):
+        super().__init__(**kwargs)
+        levels = tuple(levels) if isinstance(levels, Sequence) else levels
+        if (
+            not isinstance(levels, tuple)
+            or not levels
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in levels)
+        ):
+            raise ValueError(
+                "`levels` must be a non-empty sequence of positive integers (bins per side), "
+                f"e.g. (7, 3, 2, 1). Received: levels={levels!r}"
+            )
+        data_format = data_format or keras.config.image_data_format()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(
+                "`data_format` must be one of 'channels_last', 'channels_first'. "
+                f"Received: data_format={data_format!r}"
+            )
+        self.levels = levels
+        self.data_format = data_format
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    @property
+    def num_bins(self) -> int:
+        return sum(n * n for n in self.levels)
+
+    def build(self, input_shape):
+        if input_shape[self._channel_axis] is None:
+            raise ValueError(
+                "SpatialPyramidPooling needs a known number of channels. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+
+    @property
+    def _channel_axis(self) -> int:
+        return -1 if self.data_format == "channels_last" else 1
+
+    def call(self, inputs):
+        if self.data_format == "channels_first":
+            inputs = ops.transpose(inputs, (0, 2, 3, 1))
+        shape = ops.shape(inputs)
+        height, width, channels = shape[1], shape[2], inputs.shape[-1]
+        pooled = []
+        for n in self.levels:
+            rows = [ops.max(inputs[:, a:b], axis=1) for a, b in spp_bins(height, n)]
+            rows = ops.stack(rows, axis=1)  # (batch, n, width, channels)
+            bins = [ops.max(rows[:, :, a:b], axis=2) for a, b in spp_bins(width, n)]
+            bins = ops.stack(bins, axis=2)  # (batch, n, n, channels)
+            pooled.append(ops.reshape(bins, (-1, n * n * channels)))
+        return ops.concatenate(pooled, axis=-1) if len(pooled) > 1 else pooled[0]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[self._channel_axis] * self.num_bins)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"levels": list(self.levels), "data_format": self.data_format})
+        return config
