@@ -49,4 +49,7 @@ def decode_predictions(preds, top: int = 5) -> list[list[tuple[str, str, float]]
         raise ValueError(f"`top` must be an integer in [1, {NUM_CLASSES}]. Received: top={top!r}")
     ids, names = class_ids(), class_names()
     indices = np.argsort(-preds, axis=1, kind="stable")[:, :top]
-    return [[(ids[i], names[i], float(row[i])) for i in order] for row, order in zip(preds, indices)]
+    return [
+        [(ids[i], names[i], float(row[i])) for i in order]
+        for row, order in zip(preds, indices, strict=True)
+    ]

@@ -24,7 +24,9 @@ def count_multiply_adds(model: keras.Model) -> int:
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D):
             output_shape = layer.output.shape
-            spatial = output_shape[1:3] if layer.data_format == "channels_last" else output_shape[2:]
+            spatial = (
+                output_shape[1:3] if layer.data_format == "channels_last" else output_shape[2:]
+            )
             if any(side is None for side in spatial):
                 raise ValueError(
                     "count_multiply_adds needs a model built with a fixed input size. "

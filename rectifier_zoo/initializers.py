@@ -74,7 +74,9 @@ class MSRANormal(keras.initializers.RandomNormal):
         return math.sqrt(2.0 / ((1.0 + self.negative_slope**2) * n))
 
     def __call__(self, shape, dtype=None):
-        return keras.random.normal(shape, stddev=self.stddev_for(shape), dtype=dtype, seed=self.seed)
+        return keras.random.normal(
+            shape, stddev=self.stddev_for(shape), dtype=dtype, seed=self.seed
+        )
 
     def get_config(self):
         seed = super().get_config()["seed"]

@@ -55,7 +55,8 @@ class PReLU(keras.layers.Layer):
         super().__init__(**kwargs)
         if not isinstance(channel_shared, bool):
             raise ValueError(
-                f"`channel_shared` must be True or False. Received: channel_shared={channel_shared!r}"
+                "`channel_shared` must be True or False. "
+                f"Received: channel_shared={channel_shared!r}"
             )
         data_format = data_format or keras.config.image_data_format()
         if data_format not in ("channels_last", "channels_first"):
@@ -83,7 +84,9 @@ class PReLU(keras.layers.Layer):
                 )
             shape = (channels,)
             # channels_first feature maps need the slope as (C, 1, ..., 1) to broadcast.
-            self._broadcast_shape = (channels,) + (1,) * (rank - 1 - axis) if axis != rank - 1 else None
+            self._broadcast_shape = (
+                (channels,) + (1,) * (rank - 1 - axis) if axis != rank - 1 else None
+            )
         self.negative_slope = self.add_weight(
             name=SLOPE_WEIGHT_NAME,
             shape=shape,

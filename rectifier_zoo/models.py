@@ -8,9 +8,10 @@ Layer names are fixed (`conv1`, `conv2_3`, `prelu2_3`, `spp`, `fc1`, `prelu_fc1`
 
 import keras
 
-from rectifier_zoo import initializers, weights as weights_lib
+from rectifier_zoo import initializers
+from rectifier_zoo import weights as weights_lib
 from rectifier_zoo.architectures import ARCHITECTURES, SAME, Architecture, deep_architecture
-from rectifier_zoo.imagenet import IMAGENET_MEAN_RGB, NUM_CLASSES as IMAGENET_CLASSES
+from rectifier_zoo.imagenet import IMAGENET_MEAN_RGB
 from rectifier_zoo.layers import PReLU, SpatialPyramidPooling
 
 ACTIVATIONS = ("prelu", "relu")
@@ -70,7 +71,9 @@ def build_model(
     _check_choice("activation", activation, ACTIVATIONS)
     _check_choice("pooling", pooling, POOLINGS)
     if not isinstance(include_top, bool):
-        raise ValueError(f"`include_top` must be True or False. Received: include_top={include_top!r}")
+        raise ValueError(
+            f"`include_top` must be True or False. Received: include_top={include_top!r}"
+        )
     if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
         raise ValueError(f"`classes` must be a positive integer. Received: classes={classes!r}")
     if not isinstance(dropout, int | float) or not 0 <= dropout < 1:
@@ -93,7 +96,9 @@ def build_model(
 
     def rectifier(x, suffix):
         if activation == "prelu":
-            return PReLU(channel_shared=channel_shared, initial_slope=slope, name=f"prelu{suffix}")(x)
+            return PReLU(channel_shared=channel_shared, initial_slope=slope, name=f"prelu{suffix}")(
+                x
+            )
         return keras.layers.ReLU(name=f"relu{suffix}")(x)
 
     if input_tensor is None:
@@ -138,7 +143,9 @@ def build_model(
     if include_top:
         x = SpatialPyramidPooling(architecture.spp_levels, name="spp")(x)
         for index, units in enumerate(architecture.fc_units, start=1):
-            x = keras.layers.Dense(units, kernel_initializer=fc_inits[index - 1], name=f"fc{index}")(x)
+            x = keras.layers.Dense(
+                units, kernel_initializer=fc_inits[index - 1], name=f"fc{index}"
+            )(x)
             x = rectifier(x, f"_fc{index}")
             if dropout:
                 x = keras.layers.Dropout(dropout, seed=seed, name=f"dropout_fc{index}")(x)

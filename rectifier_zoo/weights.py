@@ -64,8 +64,18 @@ def register_weights(
     Example, after training and exporting weights with `model.save_weights("a.weights.h5")`:
     `register_weights("model_a", "imagenet", "/data/a.weights.h5", sha256=<sha256sum of it>)`.
     """
-    entry = _entry({"model": model, "tag": tag, "url": url, "sha256": sha256, "classes": classes,
-                    "include_top": include_top, "notes": notes}, origin="register_weights")
+    entry = _entry(
+        {
+            "model": model,
+            "tag": tag,
+            "url": url,
+            "sha256": sha256,
+            "classes": classes,
+            "include_top": include_top,
+            "notes": notes,
+        },
+        origin="register_weights",
+    )
     _registered[(model, tag)] = entry
     return entry
 
@@ -150,9 +160,7 @@ def fetch(entry: WeightsEntry, cache_dir: str | None = None) -> str:
         )
     except ValueError as error:
         # Keras leaves the mismatching download in place; a bad file must not stay cached.
-        target = os.path.join(
-            cache_dir or keras.config.keras_home(), "models", CACHE_SUBDIR, fname
-        )
+        target = os.path.join(cache_dir or keras.config.keras_home(), "models", CACHE_SUBDIR, fname)
         if os.path.exists(target):
             os.remove(target)
         raise ValueError(
@@ -222,9 +230,7 @@ def resolve(model: str, weights, include_top: bool, classes: int) -> WeightsFile
             f"{entry.classes}. Received: classes={classes}"
         )
     if include_top and not entry.include_top:
-        raise ValueError(
-            f"The {weights!r} weights of {model} have no top; use include_top=False."
-        )
+        raise ValueError(f"The {weights!r} weights of {model} have no top; use include_top=False.")
     return WeightsFile(fetch(entry), entry.classes, entry.include_top)
 
 
