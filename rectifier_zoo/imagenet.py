@@ -2,6 +2,7 @@
 `decode_predictions`. No download happens at run time."""
 
 import functools
+import numbers
 import os
 
 import numpy as np
@@ -45,10 +46,14 @@ def decode_predictions(preds, top: int = 5) -> list[list[tuple[str, str, float]]
             "`decode_predictions` expects a batch of ImageNet scores, shape (batch, 1000). "
             f"Received: preds.shape={preds.shape}"
         )
-    if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= NUM_CLASSES:
+    if (
+        not isinstance(top, numbers.Integral)
+        or isinstance(top, bool)
+        or not 1 <= top <= NUM_CLASSES
+    ):
         raise ValueError(f"`top` must be an integer in [1, {NUM_CLASSES}]. Received: top={top!r}")
     ids, names = class_ids(), class_names()
-    indices = np.argsort(-preds, axis=1, kind="stable")[:, :top]
+    indices = np.argsort(-preds, axis=1, kind="stable")[:, : int(top)]
     return [
         [(ids[i], names[i], float(row[i])) for i in order]
         for row, order in zip(preds, indices, strict=True)

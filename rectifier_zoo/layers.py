@@ -123,7 +123,9 @@ def spp_bins(size, num_bins: int) -> list[tuple]:
     """Bin edges of one pyramid level along one axis of length `size`.
 
     Bin `i` covers `[floor(i * size / n), ceil((i + 1) * size / n))`, so every bin is non-empty
-    for any `size >= 1`, and on the paper's 14x14 map this equals the SPP-net window/stride rule.
+    for any `size >= 1` and the bins cover the whole axis. On the paper's 14x14 map this equals
+    the SPP-net rule (window `ceil(a/n)`, stride `floor(a/n)`) for n = 7, 2, 1; for n = 3 that
+    rule gives rows [0,5) [4,9) [8,13) and drops row 13, this one [0,5) [4,10) [9,14).
     `size` may be a Python int or a scalar tensor (unknown spatial size in a TensorFlow graph).
     """
     return [((i * size) // num_bins, -((-(i + 1) * size) // num_bins)) for i in range(num_bins)]
@@ -135,8 +137,10 @@ class SpatialPyramidPooling(keras.layers.Layer):
 
     For an `h x w` map and a level of `n x n` bins, bin `(i, j)` max-pools rows
     `[floor(i*h/n), ceil((i+1)*h/n))` and the same columns, so any input size (down to 1x1)
-    gives exactly `n x n` bins per level. On the 14x14 map of Models A/B/C this is the paper's
-    window `ceil(a/n)`, stride `floor(a/n)` rule.
+    gives exactly `n x n` bins per level, and the bins cover the whole map. On the 14x14 map of
+    Models A/B/C this equals the SPP-net window `ceil(a/n)`, stride `floor(a/n)` rule for the
+    7x7, 2x2 and 1x1 levels; for 3x3 that rule skips the last row and column, this one does not
+    (see `spp_bins`).
 
     Output: a flat vector of `channels * sum(n * n for n in levels)` values. Levels come in the
     given order; inside a level the bins are in row-major order `(i, j)` with the channels

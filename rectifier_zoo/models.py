@@ -83,7 +83,6 @@ def build_model(
             "`pooling` applies only with include_top=False (the top always uses SPP). "
             f"Received: pooling={pooling!r} with include_top=True"
         )
-    weights_file = weights_lib.resolve(architecture.name, weights, include_top, classes)
     data_format = keras.config.image_data_format()
     input_shape = _resolve_input_shape(architecture, input_shape, data_format)
     slope = INITIAL_SLOPE if activation == "prelu" else 0.0
@@ -93,6 +92,8 @@ def build_model(
         if fc_initializer is None
         else [initializers.get(fc_initializer, negative_slope=slope, seed=seed)] * 3
     )
+    # Last of the checks, since it may download.
+    weights_file = weights_lib.resolve(architecture.name, weights, include_top, classes)
 
     def rectifier(x, suffix):
         if activation == "prelu":

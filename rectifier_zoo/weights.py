@@ -81,6 +81,7 @@ def register_weights(
 
 
 def _entry(raw: dict, origin: str, base: str | None = None) -> WeightsEntry:
+    """A validated entry; `base` is the folder of a local manifest, `origin` where it came from."""
     try:
         entry = WeightsEntry(**raw)
     except TypeError as error:
@@ -91,8 +92,10 @@ def _entry(raw: dict, origin: str, base: str | None = None) -> WeightsEntry:
             f"Bad weights entry in {origin}: `sha256` must be 64 lowercase hex digits. "
             f"Received: sha256={sha!r}"
         )
-    if base is not None and not urllib.parse.urlparse(entry.url).scheme:
-        entry = dataclasses.replace(entry, url=os.path.join(base, entry.url))
+    if not urllib.parse.urlparse(entry.url).scheme:
+        # A relative url is relative to the manifest, wherever that manifest lives.
+        url = os.path.join(base, entry.url) if base else urllib.parse.urljoin(origin, entry.url)
+        entry = dataclasses.replace(entry, url=url)
     return entry
 
 
@@ -139,6 +142,14 @@ def _no_entry_message(model: str, tag: str) -> str:
     )
 
 
+def _cache_root(cache_dir: str | None) -> str:
+    if cache_dir is None:
+        # The Keras cache root that get_file(cache_dir=None) uses; Keras 3 has no public
+        # accessor for it.
+        cache_dir = os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))
+    return os.path.abspath(os.path.expanduser(cache_dir))
+
+
 def fetch(entry: WeightsEntry, cache_dir: str | None = None) -> str:
     """Downloads (once) and verifies `entry`; returns the local path.
 
@@ -149,18 +160,20 @@ def fetch(entry: WeightsEntry, cache_dir: str | None = None) -> str:
     scheme = urllib.parse.urlparse(entry.url).scheme
     url = entry.url if scheme else "file://" + os.path.abspath(entry.url)
     fname = f"{entry.model}_{entry.tag}_{entry.sha256[:12]}.weights.h5"
+    # An absolute `cache_subdir` is used as is by get_file, so `target` below is exactly where
+    # the download lands (get_file may otherwise swap in /tmp/.keras for an unwritable root).
+    directory = os.path.join(_cache_root(cache_dir), "models", CACHE_SUBDIR)
+    target = os.path.join(directory, fname)
     try:
         path = keras.utils.get_file(
             fname,
             origin=url,
             file_hash=entry.sha256,
             hash_algorithm="sha256",
-            cache_dir=cache_dir,
-            cache_subdir=os.path.join("models", CACHE_SUBDIR),
+            cache_subdir=directory,
         )
     except ValueError as error:
         # Keras leaves the mismatching download in place; a bad file must not stay cached.
-        target = os.path.join(cache_dir or keras.config.keras_home(), "models", CACHE_SUBDIR, fname)
         if os.path.exists(target):
             os.remove(target)
         raise ValueError(
@@ -198,6 +211,8 @@ def resolve(model: str, weights, include_top: bool, classes: int) -> WeightsFile
     """Turns a builder's `weights=` argument into a verified local file (or `None`)."""
     if weights is None:
         return None
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)
     if not isinstance(weights, str):
         raise ValueError(
             "`weights` must be None, 'imagenet' (or another registered tag) or the path to a "
