@@ -1,0 +1,148 @@
+"""Cost of PReLU in a training step: ours vs ReLU vs `keras.layers.PReLU`, side by side.
+
+A Model-A-shaped net (Table 3 widths and depth) at a reduced input size and batch is trained
+with SGD + momentum in one process, one variant after the other in each repetition
+(interleaved, so drifts in machine speed hit all variants alike); the median step time of each
+variant and the ratios to ReLU are printed as a table and a JSON line.
+
+    python benchmarks/prelu_overhead.py [--input_size 64] [--batch_size 8] [--repeats 7]
+
+Targets (issue 2): ours <= 1.05x ReLU, and ours <= keras.layers.PReLU(shared_axes=[1, 2]).
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import rectifier_zoo  # noqa: E402
+
+
+def keras_prelu_model(**kwargs) -> keras.Model:
+    """Model A with every ReLU replaced by `keras.layers.PReLU` (one slope per channel)."""
+
+    def swap(layer):
+        if isinstance(layer, keras.layers.ReLU):
+            conv = not layer.name.startswith("relu_fc")
+            return keras.layers.PReLU(
+                alpha_initializer=keras.initializers.Constant(0.25),
+                shared_axes=[1, 2] if conv else None,
+                name=layer.name.replace("relu", "prelu"),
+            )
+        return layer.__class__.from_config(layer.get_config())
+
+    return keras.models.clone_model(
+        rectifier_zoo.model_a(activation="relu", **kwargs), clone_function=swap
+    )
+
+
+VARIANTS = {
+    "relu": lambda **kw: rectifier_zoo.model_a(activation="relu", **kw),
+    "ours": lambda **kw: rectifier_zoo.model_a(activation="prelu", **kw),
+    "ours_shared": lambda **kw: rectifier_zoo.model_a(
+        activation="prelu", channel_shared=True, **kw
+    ),
+    "keras_prelu": keras_prelu_model,
+}
+
+
+def make_step(model: keras.Model, images, labels):
+    """A compiled training step (forward, loss, backward, SGD + momentum update)."""
+    import tensorflow as tf
+
+    optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(images, training=True))
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return loss
+
+    return step
+
+
+def run(input_size: int, batch_size: int, repeats: int, steps: int) -> dict:
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit(
+            "prelu_overhead.py times TensorFlow training steps: KERAS_BACKEND=tensorflow"
+        )
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (batch_size, input_size, input_size, 3)).astype("float32")
+    labels = rng.integers(0, 1000, batch_size)
+    steps_by_variant = {}
+    for name, build in VARIANTS.items():
+        model = build(input_shape=(input_size, input_size, 3), seed=0)
+        step = make_step(model, images, labels)
+        for _ in range(2):  # trace and warm up
+            step()
+        steps_by_variant[name] = step
+    times = {name: [] for name in VARIANTS}
+    for _ in range(repeats):
+        for name, step in steps_by_variant.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                loss = step()
+            float(loss)  # wait for the last step
+            times[name].append((time.perf_counter() - start) / steps)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "benchmark": "prelu_overhead",
+        "model": "model_a",
+        "input_size": input_size,
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "steps_per_repeat": steps,
+        "step_seconds_median": median,
+        "ours_vs_relu": median["ours"] / median["relu"],
+        "ours_shared_vs_relu": median["ours_shared"] / median["relu"],
+        "keras_prelu_vs_relu": median["keras_prelu"] / median["relu"],
+        "ours_vs_keras_prelu": median["ours"] / median["keras_prelu"],
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "versions": {"keras": keras.__version__, "backend": keras.backend.backend()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=2, help="steps timed per repetition")
+    parser.add_argument("--output", help="also write the JSON here")
+    args = parser.parse_args()
+    result = run(args.input_size, args.batch_size, args.repeats, args.steps)
+    import tensorflow as tf
+
+    result["versions"]["tensorflow"] = tf.__version__
+    print(
+        f"Model A, {args.input_size}x{args.input_size}, batch {args.batch_size}, "
+        f"median of {args.repeats} interleaved repetitions"
+    )
+    print("| variant | step (s) | vs ReLU |")
+    print("|---|---:|---:|")
+    for name, seconds in result["step_seconds_median"].items():
+        print(f"| {name} | {seconds:.3f} | {seconds / result['step_seconds_median']['relu']:.3f} |")
+    verdict = result["ours_vs_relu"] <= 1.05 and result["ours_vs_keras_prelu"] <= 1.0
+    print(f"target ours <= 1.05x ReLU and <= keras PReLU: {'met' if verdict else 'MISSED'}")
+    print(json.dumps(result))
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
