@@ -1,4 +1,4 @@
-"""rectifier_zoo: PReLU, MSRA initialization and the SPP Models A/B/C of He et al. 2015 in Keras 3."""
+"""rectifier_zoo: PReLU, MSRA init and the SPP Models A/B/C of He et al. 2015 in Keras 3."""
 
 from setuptools import find_packages, setup
 
