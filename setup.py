@@ -19,6 +19,8 @@ setup(
         "keras>=3.3",
         "tensorflow-datasets>=4.9",
         "absl-py>=1.0",
+        # tensorflow-datasets imports it without declaring it on Python 3.11.
+        "importlib_resources",
         "numpy",
         "h5py",
     ],

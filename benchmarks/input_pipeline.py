@@ -1,0 +1,215 @@
+"""Speed of the training transform: fused decode-and-crop against decode-everything-then-crop.
+
+    python benchmarks/input_pipeline.py [--images 64] [--repeats 7] [--output results.json]
+
+Writes ImageNet-sized JPEGs (about 500x375, ~100 kB like ImageNet) into a temporary folder,
+then measures images per CPU-second on one thread (one tf.data thread, one intra-op thread) for:
+  fused:    `tf.image.decode_and_crop_jpeg` of the scale-jitter window, resize, flip, lighting;
+  unfused:  decode the whole JPEG, slice the same window, the same resize, flip, lighting;
+  keras_cv: a keras-cv `JitteredResize` pipeline, only if keras_cv imports.
+Variants run in the same process, in interleaved repetitions; the median is reported. A last row
+runs the full `make_dataset` pipeline on the folder with all cores. Prints a table and one JSON
+line; `--output` also writes the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from rectifier_zoo import data  # noqa: E402
+from rectifier_zoo.data import testing  # noqa: E402
+
+TARGET_SPEEDUP = 1.3
+TARGET_PER_CORE = 250.0
+
+
+def _write_images(folder: str, count: int, seed: int) -> list[bytes]:
+    """ImageNet-like JPEGs: mostly 500x375 landscape, some portrait and other sizes."""
+    rng = np.random.default_rng(seed)
+    shapes = [(375, 500), (333, 500), (500, 375), (400, 500), (375, 500), (500, 333)]
+    encoded = []
+    os.makedirs(os.path.join(folder, "train", "class_a"), exist_ok=True)
+    for i in range(count):
+        height, width = shapes[i % len(shapes)]
+        image = testing.smooth_image(int(rng.integers(1 << 30)), height, width)
+        # Photo-like detail at several scales, so the JPEG has ImageNet's typical size (~100 kB).
+        detail = rng.normal(0, 18, size=(height // 2, width // 2, 3))
+        image = np.clip(
+            image + tf.image.resize(detail, [height, width], method="nearest").numpy(), 0, 255
+        ).astype(np.uint8)
+        jpeg = testing.encode_jpeg(image, quality=90)
+        encoded.append(jpeg)
+        with open(os.path.join(folder, "train", "class_a", f"img_{i:04d}.JPEG"), "wb") as f:
+            f.write(jpeg)
+    return encoded
+
+
+def _single_core_dataset(encoded: list[bytes], fn) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices(encoded).enumerate()
+    ds = ds.map(fn)  # sequential: one image at a time
+    # Batches, as a trainer takes them; also keeps the Python loop's per-element cost out.
+    ds = ds.batch(16)
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.autotune.enabled = False
+    return ds.with_options(options)
+
+
+def _time_pass(ds: tf.data.Dataset, count: int) -> tuple[float, float]:
+    """Images per CPU-second of this process, and per wall-clock second.
+
+    CPU time is the per-core figure: it does not drop when other processes share the cores
+    (wall time on a busy 2-core machine does).
+    """
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    for _ in ds:
+        pass
+    return count / (time.process_time() - cpu_start), count / (time.perf_counter() - wall_start)
+
+
+def _keras_cv_variant(config: data.TransformConfig):
+    try:
+        import keras_cv  # noqa: F401
+    except Exception as error:  # not a dependency (see DESIGN.md); any import failure skips it
+        print(f"keras_cv: skipped (keras_cv does not import: {type(error).__name__}: {error})")
+        return None
+    layer = keras_cv.layers.JitteredResize(
+        target_size=(config.crop_size, config.crop_size),
+        scale_factor=(config.min_scale / 256.0 * 0.875, config.max_scale / 256.0 * 0.875),
+        bounding_box_format="xywh",
+    )
+
+    def fn(index, image_bytes):
+        image = tf.io.decode_jpeg(image_bytes, channels=3)
+        image = layer(tf.cast(image, tf.float32))
+        return tf.image.flip_left_right(image)
+
+    return fn
+
+
+def run(num_images: int, repeats: int, output: str | None) -> dict:
+    # One intra-op thread, so a transform uses one core at a time.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    config = data.TransformConfig()  # the paper's sizes: s in [256, 512], 224 crops
+    with tempfile.TemporaryDirectory() as folder:
+        encoded = _write_images(folder, num_images, seed=0)
+        mean_kb = sum(map(len, encoded)) / len(encoded) / 1024
+        variants = {
+            "fused": lambda i, b: data.train_transform(b, tf.stack([0, i]), config, decode="jpeg"),
+            "unfused": lambda i, b: data.train_transform(
+                b, tf.stack([0, i]), config, decode="full"
+            ),
+        }
+        keras_cv_fn = _keras_cv_variant(config)
+        if keras_cv_fn is not None:
+            variants["keras_cv_jittered_resize"] = keras_cv_fn
+        datasets = {name: _single_core_dataset(encoded, fn) for name, fn in variants.items()}
+        for ds in datasets.values():  # warm-up: tracing and first allocations
+            _time_pass(ds, num_images)
+        rates = {name: [] for name in datasets}
+        wall_rates = {name: [] for name in datasets}
+        for _ in range(repeats):
+            for name, ds in datasets.items():  # interleaved, so drift hits all variants alike
+                cpu_rate, wall_rate = _time_pass(ds, num_images)
+                rates[name].append(cpu_rate)
+                wall_rates[name].append(wall_rate)
+        medians = {name: statistics.median(values) for name, values in rates.items()}
+        wall_medians = {name: statistics.median(values) for name, values in wall_rates.items()}
+
+        # The whole pipeline (file reads, parallel decode, batching) on all cores.
+        cores = os.cpu_count() or 1
+        source = data.FolderSource(folder)
+        ds = data.make_dataset(
+            source, "train", is_training=True, global_batch_size=32, config=config, seed=0
+        )
+        batches = max(4, 3 * num_images // 32)
+        iterator = iter(ds)
+        next(iterator)
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
+        for _ in range(batches):
+            next(iterator)
+        pipeline_cpu_rate = batches * 32 / (time.process_time() - cpu_start)
+        pipeline_rate = batches * 32 / (time.perf_counter() - wall_start)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+    speedup = medians["fused"] / medians["unfused"]
+    result = {
+        "benchmark": "input_pipeline",
+        "transform": "train (s in [256, 512], 224 crop, flip, PCA lighting)",
+        "images": num_images,
+        "mean_jpeg_kb": round(mean_kb, 1),
+        "repeats": repeats,
+        "images_per_second_per_core": {k: round(v, 1) for k, v in medians.items()},
+        "images_per_wall_second_one_thread": {k: round(v, 1) for k, v in wall_medians.items()},
+        "all_repeats_per_core": {k: [round(v, 1) for v in values] for k, values in rates.items()},
+        "fused_speedup": round(speedup, 3),
+        "pipeline_images_per_second": round(pipeline_rate, 1),
+        "pipeline_images_per_cpu_second": round(pipeline_cpu_rate, 1),
+        "load_average_1min": load,
+        "targets": {"fused_speedup": TARGET_SPEEDUP, "per_core": TARGET_PER_CORE},
+        "targets_met": bool(speedup >= TARGET_SPEEDUP and medians["fused"] >= TARGET_PER_CORE),
+        "machine": {
+            "cpu_count": cores,
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+        },
+    }
+    print(
+        f"Training transform on {num_images} JPEGs ~500x375 ({mean_kb:.0f} kB), "
+        f"median of {repeats} interleaved repeats, 1 thread:"
+    )
+    print(f"{'variant':<26}{'images/s/core':>14}{'vs unfused':>11}{'wall images/s':>15}")
+    for name, rate in medians.items():
+        print(
+            f"{name:<26}{rate:>14.1f}{rate / medians['unfused']:>10.2f}x{wall_medians[name]:>15.1f}"
+        )
+    print(
+        f"{'make_dataset, ' + str(cores) + ' cores':<26}{pipeline_cpu_rate:>14.1f}{'':>11}"
+        f"{pipeline_rate:>15.1f}"
+    )
+    print(
+        "images/s/core = images per CPU-second of the process; wall = per elapsed second "
+        f"(1-minute load average {load})"
+    )
+    print(
+        f"targets: fused >= {TARGET_SPEEDUP}x unfused and >= {TARGET_PER_CORE:.0f} images/s/core:"
+        f" {'met' if result['targets_met'] else 'NOT met'}"
+    )
+    print(json.dumps(result))
+    if output:
+        with open(output, "w") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64, help="JPEGs per timed pass")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved timed passes")
+    parser.add_argument("--output", default=None, help="write the JSON result here")
+    args = parser.parse_args(argv)
+    if args.images < 1 or args.repeats < 1:
+        parser.error(
+            f"--images and --repeats must be >= 1. Received: {args.images}, {args.repeats}"
+        )
+    run(args.images, args.repeats, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""Per-example image transforms of the paper's recipe (Section 5), in TensorFlow.
+
+Training: the shorter side is resized to a random s in [min_scale, max_scale] and a random
+crop_size x crop_size window is taken. Instead of decoding the whole JPEG and resizing it, the
+window is mapped back into the original image's pixels (a square of side crop_size * min(H, W) / s)
+and only that window is decoded with `tf.image.decode_and_crop_jpeg`, then resized to crop_size.
+This is the same crop, much cheaper. Then a horizontal flip (p = 0.5) and AlexNet's PCA lighting
+noise. Evaluation: the centre crop of the image resized to shorter side `eval_resize`, decoded the
+same fused way.
+
+Outputs are float32 RGB in [0, 255], not mean-subtracted (the model subtracts the ImageNet mean in
+its graph), with shape [crop_size, crop_size, 3].
+
+Random draws are stateless (`tf.random.stateless_*`) from a per-example seed of shape [2], so a
+seeded pipeline gives the same images in the same order on every run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+# AlexNet's PCA lighting noise (Krizhevsky et al. 2012, Sec. 4.1): eigen-decomposition of the
+# ImageNet RGB covariance for pixels in [0, 1]. Columns of the eigenvector matrix are eigenvectors.
+IMAGENET_PCA_EIGENVALUES = (0.2175, 0.0188, 0.0045)
+IMAGENET_PCA_EIGENVECTORS = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+# The eigenvalues were computed on [0, 1] pixels; our pixels are in [0, 255].
+_PIXEL_SCALE = 255.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformConfig:
+    """Sizes and augmentation strengths of the input transforms.
+
+    Args:
+        crop_size: side of the square output crop (paper: 224).
+        min_scale: smallest shorter side s of the training scale jitter (paper: 256).
+        max_scale: largest shorter side s of the training scale jitter (paper: 512).
+        eval_resize: shorter side before the evaluation centre crop (paper: 256).
+        flip: random horizontal flip with p = 0.5 in training.
+        pca_lighting: standard deviation of AlexNet's PCA lighting coefficients (AlexNet: 0.1);
+            0 turns it off.
+        color_jitter: strength j of a random brightness / contrast / saturation change, each a
+            factor drawn uniformly in [1 - j, 1 + j]; 0 (default, as in the paper) turns it off.
+    """
+
+    crop_size: int = 224
+    min_scale: int = 256
+    max_scale: int = 512
+    eval_resize: int = 256
+    flip: bool = True
+    pca_lighting: float = 0.1
+    color_jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Fail at construction, before any graph is traced, with the fix in the message.
+        if self.crop_size < 1:
+            raise ValueError(f"crop_size must be >= 1. Received: crop_size={self.crop_size}")
+        if self.min_scale < self.crop_size:
+            raise ValueError(
+                "min_scale must be >= crop_size (the crop must fit inside the rescaled image). "
+                f"Received: min_scale={self.min_scale}, crop_size={self.crop_size}"
+            )
+        if self.max_scale < self.min_scale:
+            raise ValueError(
+                "max_scale must be >= min_scale. "
+                f"Received: min_scale={self.min_scale}, max_scale={self.max_scale}"
+            )
+        if self.eval_resize < self.crop_size:
+            raise ValueError(
+                "eval_resize must be >= crop_size. "
+                f"Received: eval_resize={self.eval_resize}, crop_size={self.crop_size}"
+            )
+        if self.pca_lighting < 0:
+            raise ValueError(
+                f"pca_lighting must be >= 0. Received: pca_lighting={self.pca_lighting}"
+            )
+        if not 0 <= self.color_jitter < 1:
+            raise ValueError(
+                f"color_jitter must be in [0, 1). Received: color_jitter={self.color_jitter}"
+            )
+
+
+def random_crop_window(
+    image_shape: tf.Tensor, seed: tf.Tensor, crop_size: int, min_scale: int, max_scale: int
+) -> tf.Tensor:
+    """Draws the scale-jitter crop window in the original image's pixel coordinates.
+
+    Equivalent to: resize the shorter side to s ~ U[min_scale, max_scale], take a uniformly placed
+    crop_size x crop_size crop. In original pixels that crop is a square of side
+    round(crop_size * min(H, W) / s), placed uniformly inside the image.
+
+    Args:
+        image_shape: int tensor [H, W, ...] of the original image.
+        seed: int tensor of shape [2], the stateless seed.
+        crop_size: output crop side.
+        min_scale: smallest shorter side s.
+        max_scale: largest shorter side s.
+
+    Returns:
+        int32 tensor [offset_y, offset_x, height, width], inside the image.
+    """
+    height = tf.cast(image_shape[0], tf.int32)
+    width = tf.cast(image_shape[1], tf.int32)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3)
+    scale = tf.random.stateless_uniform(
+        [], seeds[0], minval=float(min_scale), maxval=float(max_scale) + 1e-3
+    )
+    shorter = tf.cast(tf.minimum(height, width), tf.float32)
+    side = tf.cast(tf.round(crop_size * shorter / scale), tf.int32)
+    # Rounding can overshoot by one pixel on tiny images; a window of 0 pixels cannot be decoded.
+    side = tf.clip_by_value(side, 1, tf.minimum(height, width))
+    offset_y = tf.random.stateless_uniform([], seeds[1], 0, height - side + 1, dtype=tf.int32)
+    offset_x = tf.random.stateless_uniform([], seeds[2], 0, width - side + 1, dtype=tf.int32)
+    return tf.stack([offset_y, offset_x, side, side])
+
+
+def center_crop_window(image_shape: tf.Tensor, crop_size: int, resize: int) -> tf.Tensor:
+    """The centre crop_size crop of the image resized to shorter side `resize`, in original pixels.
+
+    Args:
+        image_shape: int tensor [H, W, ...] of the original image.
+        crop_size: output crop side.
+        resize: shorter side the image is (virtually) resized to.
+
+    Returns:
+        int32 tensor [offset_y, offset_x, height, width], inside the image.
+    """
+    height = tf.cast(image_shape[0], tf.int32)
+    width = tf.cast(image_shape[1], tf.int32)
+    shorter = tf.cast(tf.minimum(height, width), tf.float32)
+    side = tf.cast(tf.round(crop_size * shorter / float(resize)), tf.int32)
+    side = tf.clip_by_value(side, 1, tf.minimum(height, width))
+    offset_y = (height - side + 1) // 2
+    offset_x = (width - side + 1) // 2
+    return tf.stack([offset_y, offset_x, side, side])
+
+
+def decode_and_crop(image_bytes: tf.Tensor, window_fn) -> tf.Tensor:
+    """Decodes only a window of an encoded image (fused for JPEG, decode-then-slice otherwise).
+
+    JPEGs go through `tf.image.decode_and_crop_jpeg`, which skips the rows and blocks outside the
+    window. PNG, GIF and BMP files (ImageNet has a PNG and CMYK JPEGs named .JPEG) are decoded whole
+    by `tf.io.decode_image` and sliced with the same window. Grayscale and CMYK JPEGs come out RGB.
+
+    Args:
+        image_bytes: scalar tf.string, the encoded file.
+        window_fn: maps the image shape [H, W, C] to a window [offset_y, offset_x, height, width].
+
+    Returns:
+        uint8 tensor [height, width, 3].
+    """
+
+    def fused():
+        window = window_fn(tf.image.extract_jpeg_shape(image_bytes))
+        return tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
+
+    def fallback():
+        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        window = window_fn(tf.shape(image))
+        return tf.slice(image, [window[0], window[1], 0], [window[2], window[3], 3])
+
+    image = tf.cond(tf.io.is_jpeg(image_bytes), fused, fallback)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def decode_then_crop(image_bytes: tf.Tensor, window_fn) -> tf.Tensor:
+    """Decodes the whole image, then slices the window: the unfused reference of decode_and_crop.
+
+    Args:
+        image_bytes: scalar tf.string, the encoded file.
+        window_fn: maps the image shape [H, W, C] to a window [offset_y, offset_x, height, width].
+
+    Returns:
+        uint8 tensor [height, width, 3].
+    """
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    window = window_fn(tf.shape(image))
+    image = tf.slice(image, [window[0], window[1], 0], [window[2], window[3], 3])
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _resize(image: tf.Tensor, crop_size: int) -> tf.Tensor:
+    # Bilinear interpolation stays inside the input range up to float rounding, which the
+    # callers' final clip removes.
+    return tf.image.resize(tf.cast(image, tf.float32), [crop_size, crop_size], method="bilinear")
+
+
+def random_flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Mirrors the image left-right with probability 0.5.
+
+    Args:
+        image: [H, W, C] tensor.
+        seed: int tensor of shape [2].
+
+    Returns:
+        The image, mirrored or not.
+    """
+    return tf.image.stateless_random_flip_left_right(image, tf.cast(seed, tf.int64))
+
+
+def pca_lighting(image: tf.Tensor, seed: tf.Tensor, stddev: float = 0.1) -> tf.Tensor:
+    """AlexNet's PCA lighting noise: adds sum_i alpha_i * lambda_i * p_i to every pixel.
+
+    alpha_i ~ N(0, stddev), lambda_i and p_i the ImageNet RGB eigenvalues and eigenvectors. The
+    eigenvalues belong to [0, 1] pixels, so the offset is scaled by 255 for our [0, 255] pixels.
+
+    Args:
+        image: float32 [H, W, 3] RGB in [0, 255].
+        seed: int tensor of shape [2].
+        stddev: standard deviation of alpha.
+
+    Returns:
+        float32 [H, W, 3], clipped to [0, 255].
+    """
+    return tf.clip_by_value(image + _lighting_offset(seed, stddev), 0.0, 255.0)
+
+
+def _lighting_offset(seed: tf.Tensor, stddev: float) -> tf.Tensor:
+    alpha = tf.random.stateless_normal([3], tf.cast(seed, tf.int64), stddev=stddev)
+    eigenvalues = tf.constant(IMAGENET_PCA_EIGENVALUES, tf.float32)
+    eigenvectors = tf.constant(IMAGENET_PCA_EIGENVECTORS, tf.float32)
+    return tf.linalg.matvec(eigenvectors, alpha * eigenvalues) * _PIXEL_SCALE
+
+
+def color_jitter(image: tf.Tensor, seed: tf.Tensor, strength: float) -> tf.Tensor:
+    """Random brightness, contrast and saturation factors, each uniform in [1 - s, 1 + s].
+
+    Args:
+        image: float32 [H, W, 3] RGB in [0, 255].
+        seed: int tensor of shape [2].
+        strength: s in [0, 1).
+
+    Returns:
+        float32 [H, W, 3], clipped to [0, 255].
+    """
+    factors = tf.random.stateless_uniform(
+        [3], tf.cast(seed, tf.int64), minval=1.0 - strength, maxval=1.0 + strength
+    )
+    image = image * factors[0]
+    mean = tf.reduce_mean(image, axis=[0, 1, 2], keepdims=True)
+    image = mean + (image - mean) * factors[1]
+    gray = tf.reduce_sum(image * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
+    image = gray + (image - gray) * factors[2]
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+_DECODERS = ("auto", "jpeg", "full")
+
+
+def _decoder(decode: str):
+    if decode not in _DECODERS:
+        raise ValueError(f"decode must be one of {_DECODERS}. Received: decode={decode!r}")
+    return {"auto": decode_and_crop, "jpeg": decode_and_crop_jpeg, "full": decode_then_crop}[decode]
+
+
+def decode_and_crop_jpeg(image_bytes: tf.Tensor, window_fn) -> tf.Tensor:
+    """Decodes only a window of a JPEG (raises on other formats; no format check).
+
+    Args:
+        image_bytes: scalar tf.string, an encoded JPEG.
+        window_fn: maps the image shape [H, W, C] to a window [offset_y, offset_x, height, width].
+
+    Returns:
+        uint8 tensor [height, width, 3].
+    """
+    window = window_fn(tf.image.extract_jpeg_shape(image_bytes))
+    image = tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def train_transform(
+    image_bytes: tf.Tensor, seed: tf.Tensor, config: TransformConfig, decode: str = "auto"
+) -> tf.Tensor:
+    """The paper's training augmentation of one encoded image.
+
+    Args:
+        image_bytes: scalar tf.string, an encoded JPEG (or PNG / GIF / BMP).
+        seed: int tensor of shape [2]; the same seed gives the same crop, flip and colour.
+        config: sizes and augmentation strengths.
+        decode: "auto" decodes only the crop window of a JPEG and falls back to a full decode
+            for other formats; "jpeg" is the fused decode without the format check (raises on
+            non-JPEG; `make_dataset` catches that and retries with "full"); "full" decodes the
+            whole image, then crops the same window (the unfused reference: same pixels).
+
+    Returns:
+        float32 [crop_size, crop_size, 3] RGB in [0, 255].
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
+
+    def window_fn(shape):
+        return random_crop_window(
+            shape, seeds[0], config.crop_size, config.min_scale, config.max_scale
+        )
+
+    image = _decoder(decode)(image_bytes, window_fn)
+    if config.flip:
+        # Flip the uint8 window before resizing: fewer bytes to move, same pixels.
+        image = random_flip(image, seeds[1])
+    image = _resize(image, config.crop_size)
+    if config.pca_lighting > 0:
+        # One add and one clip at the end: the lighting offset is a constant per image.
+        image = image + _lighting_offset(seeds[2], config.pca_lighting)
+    if config.color_jitter > 0:
+        image = color_jitter(image, seeds[3], config.color_jitter)
+    image = tf.clip_by_value(image, 0.0, 255.0)
+    image.set_shape([config.crop_size, config.crop_size, 3])
+    return image
+
+
+def eval_transform(
+    image_bytes: tf.Tensor, config: TransformConfig, decode: str = "auto"
+) -> tf.Tensor:
+    """The evaluation view: shorter side eval_resize, centre crop_size crop (decoded fused).
+
+    Args:
+        image_bytes: scalar tf.string, an encoded JPEG (or PNG / GIF / BMP).
+        config: sizes.
+        decode: "auto", "jpeg" or "full", as in `train_transform`.
+
+    Returns:
+        float32 [crop_size, crop_size, 3] RGB in [0, 255].
+    """
+
+    def window_fn(shape):
+        return center_crop_window(shape, config.crop_size, config.eval_resize)
+
+    image = _resize(_decoder(decode)(image_bytes, window_fn), config.crop_size)
+    image = tf.clip_by_value(image, 0.0, 255.0)
+    image.set_shape([config.crop_size, config.crop_size, 3])
+    return image
+
+
+def looks_decodable(image_bytes: tf.Tensor) -> tf.Tensor:
+    """Cheap in-graph check that a file is a complete JPEG, PNG, GIF or BMP.
+
+    Decoding a truncated or non-image file raises inside tf.data and would end the input
+    pipeline; this check runs first so such files are dropped and counted instead. It looks at
+    the signature at the start and the end marker near the end (JPEG EOI, PNG IEND, GIF trailer),
+    which is what a truncated download loses.
+
+    Args:
+        image_bytes: scalar tf.string.
+
+    Returns:
+        scalar bool.
+    """
+    length = tf.strings.length(image_bytes)
+    # Fixed-size head and tail as uint8 vectors (short files are padded with zeros), so the
+    # checks are a handful of vector ops: this runs on every example.
+    padding = tf.constant(b"\x00" * 40)
+    head = tf.io.decode_raw(tf.strings.substr(image_bytes + padding, 0, 8), tf.uint8)
+    tail = tf.io.decode_raw(
+        tf.strings.substr(padding + image_bytes, length + 40 - 32, 32), tf.uint8
+    )
+
+    def tail_contains(marker: bytes) -> tf.Tensor:
+        found = tf.ones([32 - len(marker) + 1], tf.bool)
+        for i, byte in enumerate(marker):
+            found = tf.logical_and(found, tf.equal(tail[i : 32 - len(marker) + 1 + i], byte))
+        return tf.reduce_any(found)
+
+    def head_is(signature: bytes) -> tf.Tensor:
+        return tf.reduce_all(tf.equal(head[: len(signature)], list(signature)))
+
+    is_jpeg = tf.logical_and(head_is(b"\xff\xd8\xff"), tail_contains(b"\xff\xd9"))
+    is_png = tf.logical_and(head_is(b"\x89PNG\r\n\x1a\n"), tail_contains(b"IEND"))
+    is_gif = tf.logical_and(head_is(b"GIF8"), tail_contains(b";"))
+    is_bmp = tf.logical_and(head_is(b"BM"), length > 54)
+    ok = tf.reduce_any(tf.stack([is_jpeg, is_png, is_gif, is_bmp]))
+    return tf.logical_and(ok, length > 16)
