@@ -1,0 +1,718 @@
+"""The training loop of the paper's recipe (Sec. 5) under any `tf.distribute` strategy (TensorFlow).
+
+    from rectifier_zoo import trainer
+    summary = trainer.train(trainer.TrainConfig(model="model_small", dataset="synthetic", ...))
+
+One custom loop serves every strategy (one device, `MirroredStrategy`,
+`MultiWorkerMirroredStrategy`, `TPUStrategy`): `distribute_datasets_from_function` feeds
+per-replica batches, `strategy.run(step)` runs inside a `tf.function`. Keras 3 `model.fit` is not
+used because it fails under `MultiWorkerMirroredStrategy` (DESIGN.md).
+
+Choices, and why:
+
+- Loss: the sum of per-example cross-entropies divided by the GLOBAL batch size, so the gradients
+  summed over replicas by the optimizer are the mean over the global batch.
+- Weight decay: the paper trained with Caffe, which adds `weight_decay * w` to the gradient before
+  the momentum update ("coupled" L2, the same gradient as 0.5 * wd * |w|^2 in the loss). We do
+  exactly that, on conv and fc kernels only: PReLU slopes and biases (the names of
+  `rectifier_zoo.weight_decay_exclusions(model)`) are never decayed (Sec. 2.1). Keras's
+  `SGD(weight_decay=...)` is decoupled (it shrinks w by lr * wd after the step, outside the
+  momentum) and is therefore not used. Each replica adds `wd * w / num_replicas`, since the
+  optimizer sums the gradients over replicas.
+- Learning rate: a value set on the optimizer before each step from the step-wise schedule
+  (divided by 10 at each epoch of `lr_boundaries`), or, with `lr_schedule="plateau"`, divided by
+  10 when the validation top-1 error has not improved for `plateau_patience` evaluations (Sec. 5:
+  "when the error plateaus"), at most `max_lr_drops` times. Optional linear warm-up.
+- Checkpoints (`tf.train.CheckpointManager`): model, optimizer, step, epoch and the plateau state,
+  every `checkpoint_every_steps` steps and at each epoch end; the last `keep_checkpoints` kept.
+  TensorFlow writes each checkpoint to temporary files and renames them, and the `checkpoint`
+  index file last, so a crash never leaves a half checkpoint as the latest one. On
+  multi-worker only the chief writes to `model_dir`; the other workers write to a temporary folder
+  (every worker must save, since saving may run collectives). Workers resume from the chief's
+  `model_dir/checkpoints`, so on several hosts `model_dir` must be on storage all of them read
+  (GCS, NFS); a worker that cannot read it would start again at step 0.
+- Resume: a run with the same `model_dir` restores the latest checkpoint and trains up to the same
+  total number of steps. The input iterator is not checkpointed: the training data restart at the
+  beginning of a freshly shuffled pass (seeded runs use `seed + epoch`), so a resumed run sees
+  the same number of batches, but not exactly the same batches, as an uninterrupted one.
+- Validation: the whole validation split (no `drop_remainder`); partial and empty batches are
+  counted by their real size, so the error is over every image exactly once.
+- Export: a plain SavedModel (`tf.saved_model.save` of a `tf.Module`) whose `serving_default`
+  maps float32 RGB images [batch, height, width, 3] in 0..255 to `probabilities`; written to a
+  temporary folder and renamed into place as the next integer version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+
+import keras
+import tensorflow as tf
+from absl import logging
+from tensorflow.core.framework import summary_pb2
+
+from rectifier_zoo import data as data_lib
+from rectifier_zoo import distribute
+from rectifier_zoo.architectures import Architecture
+from rectifier_zoo.layers import PReLU
+from rectifier_zoo.models import (
+    ACTIVATIONS,
+    build_model,
+    get_model,
+    list_models,
+    weight_decay_exclusions,
+)
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+LR_SCHEDULES = ("step", "plateau")
+SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run needs; written as `config.json` into `model_dir`.
+
+    Args:
+        name: run name; the export goes to `exported_models/<name>/<version>/` by default.
+        model: a registered model (`rectifier_zoo.list_models()`), used when `architecture` is
+            None.
+        architecture: an `Architecture` to build instead of a registered model (quickstart).
+        activation: "prelu" or "relu".
+        channel_shared: one PReLU slope per layer instead of one per channel.
+        kernel_initializer: conv initializer ("msra_fan_out", "msra_fan_in", "xavier", ...).
+        dropout: dropout after fc1 and fc2 (Sec. 5: 0.5).
+        dataset: a source of `rectifier_zoo.data.SOURCES`.
+        data_dir: where the data set lives (see `rectifier_zoo.data.get_source`).
+        model_dir: checkpoints, TensorBoard logs, config.json and summary.json.
+        export_dir: SavedModel folder; None: `exported_models/<name>/<next integer version>/`.
+        strategy: a name of `rectifier_zoo.distribute.STRATEGIES`.
+        batch_size: the GLOBAL batch size (split over replicas; Sec. 5: 128).
+        epochs: training length in passes over the training split (ignored if `train_steps`).
+        train_steps: training length in steps (overrides `epochs`).
+        steps_per_epoch: None: training examples // batch_size.
+        learning_rate: initial learning rate (Sec. 5: 1e-2).
+        lr_schedule: "step" (divide by 10 at each epoch of `lr_boundaries`) or "plateau".
+        lr_boundaries: epochs at which the learning rate is divided by 10.
+        plateau_patience: evaluations without improvement before a drop ("plateau").
+        max_lr_drops: most drops of the "plateau" schedule (1e-2 -> 1e-4: 2).
+        warmup_epochs: linear warm-up from 0 to `learning_rate` over this many epochs.
+        momentum: SGD momentum (Sec. 5: 0.9).
+        weight_decay: L2 coefficient on kernels, added to their gradients (Sec. 5: 5e-4).
+        precision: "float32", "mixed_bfloat16" or "mixed_float16" (with loss scaling).
+        xla: compile the train step with XLA.
+        seed: makes initialization, data order and augmentation repeatable; None: random.
+        checkpoint_every_steps: save every this many steps (and at each epoch end).
+        keep_checkpoints: checkpoints kept.
+        eval_every_epochs: validation every this many epochs (and at the end); 0: only at the end.
+        log_every_steps: progress bar, TensorBoard and log interval.
+        crop_size, min_scale, max_scale, eval_resize, flip, pca_lighting, color_jitter: the
+            input transform (`rectifier_zoo.data.TransformConfig`).
+        private_threadpool_size: threads of the input pipeline's own pool; None: shared.
+        verbose: 1 shows a progress bar, 0 logs only.
+    """
+
+    name: str = "run"
+    model: str = "model_small"
+    architecture: Architecture | None = None
+    activation: str = "prelu"
+    channel_shared: bool = False
+    kernel_initializer: str = "msra_fan_out"
+    dropout: float = 0.5
+    dataset: str = "synthetic"
+    data_dir: str | None = None
+    model_dir: str = "runs/run"
+    export_dir: str | None = None
+    strategy: str = "auto"
+    batch_size: int = 128
+    epochs: float = 80.0
+    train_steps: int | None = None
+    steps_per_epoch: int | None = None
+    learning_rate: float = 1e-2
+    lr_schedule: str = "step"
+    lr_boundaries: tuple[float, ...] = ()
+    plateau_patience: int = 2
+    max_lr_drops: int = 2
+    warmup_epochs: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    precision: str = "float32"
+    xla: bool = False
+    seed: int | None = None
+    checkpoint_every_steps: int = 1000
+    keep_checkpoints: int = 3
+    eval_every_epochs: int = 1
+    log_every_steps: int = 10
+    crop_size: int = 224
+    min_scale: int = 256
+    max_scale: int = 512
+    eval_resize: int = 256
+    flip: bool = True
+    pca_lighting: float = 0.1
+    color_jitter: float = 0.0
+    private_threadpool_size: int | None = None
+    verbose: int = 1
+
+    def validate(self) -> None:
+        """Raises ValueError naming the bad field, the choices and the received value."""
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_choice("dataset", self.dataset, data_lib.SOURCES)
+        _check_choice("strategy", self.strategy, distribute.STRATEGIES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if self.architecture is None:
+            _check_choice("model", self.model, tuple(list_models()))
+        for field in (
+            "batch_size",
+            "checkpoint_every_steps",
+            "keep_checkpoints",
+            "log_every_steps",
+        ):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{field} must be a positive integer. Received: {field}={value!r}")
+        if self.train_steps is not None and self.train_steps < 1:
+            raise ValueError(f"train_steps must be >= 1. Received: train_steps={self.train_steps}")
+        if self.train_steps is None and not self.epochs > 0:
+            raise ValueError(f"epochs must be > 0. Received: epochs={self.epochs}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(
+                f"steps_per_epoch must be >= 1. Received: steps_per_epoch={self.steps_per_epoch}"
+            )
+        if not self.learning_rate > 0:
+            raise ValueError(
+                f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}"
+            )
+        if self.weight_decay < 0:
+            raise ValueError(
+                f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}"
+            )
+        self.transform_config()  # validates the sizes
+
+    def transform_config(self) -> data_lib.TransformConfig:
+        return data_lib.TransformConfig(
+            crop_size=self.crop_size,
+            min_scale=self.min_scale,
+            max_scale=self.max_scale,
+            eval_resize=self.eval_resize,
+            flip=self.flip,
+            pca_lighting=self.pca_lighting,
+            color_jitter=self.color_jitter,
+        )
+
+    def to_dict(self) -> dict:
+        result = dataclasses.asdict(self)
+        result["lr_boundaries"] = list(self.lr_boundaries)
+        return result
+
+
+def _check_choice(field: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(
+            f"Unknown {field}. Expected one of {tuple(choices)}. Received: {field}={value!r}"
+        )
+
+
+def _check_writable(folder: str, what: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write-test-{uuid.uuid4().hex}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise ValueError(
+            f"{what} must be a writable folder ({error.strerror}). Received: {what}={folder!r}"
+        ) from None
+
+
+def _atomic_write_json(path: str, payload: dict) -> None:
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+class _ServingModule(tf.Module):
+    """Float32 RGB images [batch, height, width, 3] in 0..255 -> `probabilities`."""
+
+    def __init__(self, model: keras.Model):
+        super().__init__()
+        self.model = model
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+    def serve(self, images):
+        return {"probabilities": tf.cast(self.model(images, training=False), tf.float32)}
+
+
+def next_export_path(base: str) -> str:
+    """`<base>/<1 + the largest integer version in base>` (TF Serving's layout)."""
+    versions = [int(n) for n in os.listdir(base) if n.isdigit()] if os.path.isdir(base) else []
+    return os.path.join(base, str(max(versions, default=0) + 1))
+
+
+def export_saved_model(model: keras.Model, export_path: str | None, run_name: str) -> str:
+    """Writes the serving SavedModel into a temporary folder and renames it into place."""
+    if export_path is None:
+        export_path = next_export_path(os.path.join("exported_models", run_name))
+    export_path = os.path.abspath(export_path)
+    parent = os.path.dirname(export_path)
+    os.makedirs(parent, exist_ok=True)
+    staging = os.path.join(parent, f".tmp-export-{uuid.uuid4().hex}")
+    module = _ServingModule(model)
+    tf.saved_model.save(module, staging, signatures={"serving_default": module.serve})
+    if os.path.exists(export_path):
+        shutil.rmtree(export_path)
+    os.rename(staging, export_path)
+    return export_path
+
+
+def _build_model(config: TrainConfig, num_classes: int) -> keras.Model:
+    kwargs = dict(
+        input_shape=(None, None, 3),
+        classes=num_classes,
+        activation=config.activation,
+        channel_shared=config.channel_shared,
+        kernel_initializer=config.kernel_initializer,
+        dropout=config.dropout,
+        seed=config.seed,
+    )
+    if config.architecture is not None:
+        return build_model(config.architecture, **kwargs)
+    return get_model(config.model, **kwargs)
+
+
+class _LearningRate:
+    """Step schedule with warm-up, times the plateau factor (a checkpointed variable)."""
+
+    def __init__(self, config: TrainConfig, steps_per_epoch: int):
+        self.config = config
+        self.steps_per_epoch = steps_per_epoch
+
+    def __call__(self, step: int, plateau_drops: int) -> float:
+        config = self.config
+        epoch = step / self.steps_per_epoch
+        lr = config.learning_rate * 0.1 ** sum(epoch >= b for b in config.lr_boundaries)
+        lr *= 0.1**plateau_drops
+        if config.warmup_epochs > 0 and epoch < config.warmup_epochs:
+            lr *= (step + 1) / (config.warmup_epochs * self.steps_per_epoch)
+        return lr
+
+
+# TensorBoard's scalar plugin tag; written with `tf.summary.write`, which (unlike
+# `tf.summary.scalar`) works without the tensorboard package installed.
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+)
+
+
+def _scalar(name: str, value: float) -> None:
+    tf.summary.write(name, tf.constant(value, tf.float32), metadata=_SCALAR_METADATA)
+
+
+def weight_decay_mask(model: keras.Model, weight_decay: float) -> list[bool]:
+    """For each of `model.trainable_variables`: whether weight decay applies to it.
+
+    Kernels only; never PReLU slopes or biases (`rectifier_zoo.weight_decay_exclusions`).
+    """
+    excluded = set(weight_decay_exclusions(model))
+    return [weight_decay > 0 and v.name not in excluded for v in model.trainable_variables]
+
+
+def add_weight_decay(grads, variables, mask, coefficient) -> list:
+    """Caffe's coupled L2: `grad + coefficient * w` where `mask` is True, before the momentum.
+
+    Args:
+        grads: gradients of `variables`.
+        variables: the trainable variables.
+        mask: `weight_decay_mask(model, ...)`.
+        coefficient: weight decay (divided by the replicas and times the loss scale in the loop).
+    """
+    return [
+        g + tf.cast(coefficient, g.dtype) * tf.cast(tf.convert_to_tensor(v), g.dtype) if d else g
+        for g, v, d in zip(grads, variables, mask, strict=True)
+    ]
+
+
+def _weights_checksum(model: keras.Model) -> float:
+    return float(
+        sum(tf.reduce_sum(tf.cast(tf.convert_to_tensor(w), tf.float64) ** 2) for w in model.weights)
+    )
+
+
+def _mean_slopes(model: keras.Model) -> dict[str, float]:
+    return {
+        layer.name: float(tf.reduce_mean(tf.convert_to_tensor(layer.weights[0])))
+        for layer in model.layers
+        if isinstance(layer, PReLU) and layer.weights
+    }
+
+
+def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> dict:
+    """Trains, validates, checkpoints and exports; returns (and writes) the summary.
+
+    Args:
+        config: the run.
+        strategy: overrides `config.strategy` (tests pass their own).
+
+    Returns:
+        The summary dict, also written as `summary.json` into `model_dir`.
+    """
+    config.validate()
+    start_time = time.time()
+    strategy = strategy or distribute.get_strategy(config.strategy)
+    num_replicas = strategy.num_replicas_in_sync
+    if config.batch_size % num_replicas:
+        raise ValueError(
+            f"batch_size (global) must be divisible by the {num_replicas} replicas of the "
+            f"strategy. Received: batch_size={config.batch_size}"
+        )
+    chief = distribute.is_chief(strategy)
+    model_dir = os.path.abspath(config.model_dir)
+    if chief:
+        _check_writable(model_dir, "model_dir")
+        write_dir = model_dir
+    else:
+        write_dir = tempfile.mkdtemp(prefix=f"rectifier_zoo-{distribute.worker_id(strategy)}-")
+    if chief:
+        _atomic_write_json(os.path.join(model_dir, CONFIG_FILE), config.to_dict())
+
+    source = data_lib.get_source(config.dataset, config.data_dir)
+    num_classes = source.num_classes
+    transform = config.transform_config()
+    steps_per_epoch = config.steps_per_epoch or max(
+        source.num_examples("train") // config.batch_size, 1
+    )
+    total_steps = config.train_steps or math.ceil(config.epochs * steps_per_epoch)
+
+    previous_policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(config.precision)
+    try:
+        return _train(
+            config,
+            strategy,
+            chief,
+            model_dir,
+            write_dir,
+            source,
+            num_classes,
+            transform,
+            steps_per_epoch,
+            total_steps,
+            start_time,
+        )
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _train(
+    config,
+    strategy,
+    chief,
+    model_dir,
+    write_dir,
+    source,
+    num_classes,
+    transform,
+    steps_per_epoch,
+    total_steps,
+    start_time,
+) -> dict:
+    num_replicas = strategy.num_replicas_in_sync
+    global_batch = config.batch_size
+    top_k = min(5, num_classes)
+    if config.seed is not None:
+        keras.utils.set_random_seed(config.seed)
+
+    with strategy.scope():
+        model = _build_model(config, num_classes)
+        optimizer = keras.optimizers.SGD(
+            learning_rate=config.learning_rate, momentum=config.momentum
+        )
+        if config.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        lr_drops = tf.Variable(0, dtype=tf.int64, trainable=False, name="lr_drops")
+        best_error = tf.Variable(2.0, dtype=tf.float64, trainable=False, name="best_val_error")
+        stale_evals = tf.Variable(0, dtype=tf.int64, trainable=False, name="stale_evals")
+    checkpoint = tf.train.Checkpoint(
+        model=model,
+        optimizer=optimizer,
+        step=step_var,
+        epoch=epoch_var,
+        lr_drops=lr_drops,
+        best_val_error=best_error,
+        stale_evals=stale_evals,
+    )
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(write_dir, "checkpoints"), max_to_keep=config.keep_checkpoints
+    )
+    # Non-chief workers restore from the chief's folder (shared storage) when it is readable.
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    resumed_from = 0
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        resumed_from = int(step_var.numpy())
+        logging.info("Resumed from %s at step %d.", latest, resumed_from)
+
+    trainable = model.trainable_variables
+    decayed = weight_decay_mask(model, config.weight_decay)
+    decay = config.weight_decay / num_replicas
+    loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def train_step(images, labels):
+        with tf.GradientTape() as tape:
+            probabilities = model(images, training=True)
+            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            loss = tf.reduce_sum(per_example) / global_batch
+            scaled_loss = optimizer.scale_loss(loss) if loss_scaled else loss
+        grads = tape.gradient(scaled_loss, trainable)
+        scale = tf.cast(optimizer.dynamic_scale, tf.float32) if loss_scaled else 1.0
+        grads = add_weight_decay(grads, trainable, decayed, decay * scale)
+        optimizer.apply_gradients(zip(grads, trainable, strict=True))
+        return loss, _correct(labels, probabilities, 1), _correct(labels, probabilities, top_k)
+
+    def _correct(labels, probabilities, k):
+        hits = tf.math.in_top_k(tf.cast(labels, tf.int32), tf.cast(probabilities, tf.float32), k)
+        return tf.reduce_sum(tf.cast(hits, tf.float32))
+
+    @tf.function(jit_compile=config.xla or None)
+    def distributed_train_step(images, labels):
+        loss, top1, top5 = strategy.run(train_step, args=(images, labels))
+        return tuple(
+            strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None) for t in (loss, top1, top5)
+        )
+
+    def eval_step(images, labels):
+        count = tf.shape(labels)[0]
+
+        def score():
+            probabilities = model(images, training=False)
+            return _correct(labels, probabilities, 1), _correct(labels, probabilities, top_k)
+
+        # The last, partial global batch leaves some replicas an empty batch, which some ops
+        # (e.g. oneDNN's conv + PReLU) reject: those replicas skip the model and count nothing.
+        top1, top5 = tf.cond(count > 0, score, lambda: (tf.constant(0.0), tf.constant(0.0)))
+        return tf.cast(count, tf.float32), top1, top5
+
+    @tf.function(reduce_retracing=True)
+    def distributed_eval_step(images, labels):
+        results = strategy.run(eval_step, args=(images, labels))
+        return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None) for t in results)
+
+    def evaluate() -> dict:
+        dataset = strategy.distribute_datasets_from_function(
+            lambda ctx: data_lib.make_dataset(
+                source,
+                "validation",
+                is_training=False,
+                global_batch_size=global_batch,
+                input_context=ctx,
+                config=transform,
+                drop_remainder=False,
+                private_threadpool_size=config.private_threadpool_size,
+            )
+        )
+        count = top1 = top5 = 0.0
+        for images, labels in dataset:
+            n, c1, c5 = distributed_eval_step(images, labels)
+            count, top1, top5 = count + float(n), top1 + float(c1), top5 + float(c5)
+        count = max(count, 1.0)
+        return {
+            "val_top1_error": 1.0 - top1 / count,
+            "val_top5_error": 1.0 - top5 / count,
+            "val_examples": int(count),
+        }
+
+    start_step = int(step_var.numpy())
+    start_epoch = start_step // steps_per_epoch
+    data_seed = None if config.seed is None else config.seed + start_epoch
+    train_dataset = strategy.distribute_datasets_from_function(
+        lambda ctx: data_lib.make_dataset(
+            source,
+            "train",
+            is_training=True,
+            global_batch_size=global_batch,
+            input_context=ctx,
+            config=transform,
+            seed=data_seed,
+            private_threadpool_size=config.private_threadpool_size,
+        )
+    )
+    iterator = iter(train_dataset)
+    schedule = _LearningRate(config, steps_per_epoch)
+    writers = {
+        split: tf.summary.create_file_writer(os.path.join(write_dir, "logs", split))
+        for split in ("train", "validation")
+    }
+    progbar = None
+    if config.verbose and chief and start_step < total_steps:
+        progbar = keras.utils.Progbar(
+            total_steps, stateful_metrics=["loss", "top1_err", "lr", "img/s", "epoch"]
+        )
+        progbar.update(start_step)
+
+    val_metrics: dict = {}
+    train_time = 0.0
+    trained_images = 0
+    window = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "steps": 0, "time": 0.0}
+    step = start_step
+    last_saved = -1
+    while step < total_steps:
+        lr = schedule(step, int(lr_drops.numpy()))
+        optimizer.learning_rate.assign(lr)
+        tick = time.perf_counter()
+        images, labels = next(iterator)
+        loss, top1, top5 = distributed_train_step(images, labels)
+        loss = float(loss)  # waits for the step
+        elapsed = time.perf_counter() - tick
+        if not math.isfinite(loss) and not loss_scaled:
+            raise FloatingPointError(f"The loss is {loss} at step {step}; lower the learning rate.")
+        step += 1
+        step_var.assign(step)
+        epoch_var.assign(step // steps_per_epoch)
+        if step > start_step + 1:  # the first step traces the graph: not a speed sample
+            train_time += elapsed
+            trained_images += global_batch
+        window["loss"] += loss
+        window["top1"] += float(top1)
+        window["top5"] += float(top5)
+        window["steps"] += 1
+        window["time"] += elapsed
+        epoch_end = step % steps_per_epoch == 0
+        if step % config.log_every_steps == 0 or epoch_end or step == total_steps:
+            n = window["steps"]
+            images_per_sec = n * global_batch / max(window["time"], 1e-9)
+            with writers["train"].as_default(step=step):
+                _scalar("loss", window["loss"] / n)
+                _scalar("top1_error", 1 - window["top1"] / (n * global_batch))
+                _scalar(f"top{top_k}_error", 1 - window["top5"] / (n * global_batch))
+                _scalar("learning_rate", lr)
+                _scalar("images_per_sec", images_per_sec)
+                for name, value in _mean_slopes(model).items():
+                    _scalar(f"prelu_mean_slope/{name}", value)
+            if progbar is not None:
+                progbar.update(
+                    step,
+                    [
+                        ("epoch", step / steps_per_epoch),
+                        ("loss", window["loss"] / n),
+                        ("top1_err", 1 - window["top1"] / (n * global_batch)),
+                        ("lr", lr),
+                        ("img/s", images_per_sec),
+                    ],
+                )
+            else:
+                logging.info(
+                    "step %d/%d loss %.4f lr %.2e %.1f img/s",
+                    step,
+                    total_steps,
+                    window["loss"] / n,
+                    lr,
+                    images_per_sec,
+                )
+            window = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "steps": 0, "time": 0.0}
+        epoch = step // steps_per_epoch
+        if (
+            epoch_end
+            and config.eval_every_epochs
+            and epoch % config.eval_every_epochs == 0
+            and step < total_steps
+        ):
+            val_metrics = evaluate()
+            _log_validation(writers, step, val_metrics, top_k, progbar is not None, epoch)
+            _update_plateau(config, val_metrics, best_error, stale_evals, lr_drops)
+        if step % config.checkpoint_every_steps == 0 or epoch_end:
+            manager.save(checkpoint_number=step)
+            last_saved = step
+    if last_saved != step and step > start_step:
+        manager.save(checkpoint_number=step)
+
+    # Stop the (endless) training input pipeline before the final evaluation and export.
+    del iterator, train_dataset
+    val_metrics = evaluate()
+    _log_validation(writers, step, val_metrics, top_k, progbar is not None, step // steps_per_epoch)
+    for writer in writers.values():
+        writer.close()
+
+    export_dir = config.export_dir
+    if not chief:
+        export_dir = os.path.join(write_dir, "export")
+    export_path = export_saved_model(model, export_dir, config.name)
+    summary = {
+        "run_name": config.name,
+        "val_top1_error": val_metrics["val_top1_error"],
+        "val_top5_error": val_metrics["val_top5_error"],
+        "val_top1_accuracy": 1.0 - val_metrics["val_top1_error"],
+        "val_examples": val_metrics["val_examples"],
+        "top_k": top_k,
+        "learning_rate": schedule(max(step - 1, 0), int(lr_drops.numpy())),
+        "lr_drops": int(lr_drops.numpy()),
+        "train_steps": step,
+        "steps_this_run": step - start_step,
+        "resumed_from_step": resumed_from,
+        "epochs": step / steps_per_epoch,
+        "steps_per_epoch": steps_per_epoch,
+        "global_batch_size": global_batch,
+        "num_replicas": num_replicas,
+        "strategy": type(strategy).__name__,
+        "images_per_sec": trained_images / train_time if train_time else 0.0,
+        "wall_time_sec": time.time() - start_time,
+        "export_path": export_path,
+        "model_dir": model_dir,
+        "checkpoint_dir": os.path.join(model_dir, "checkpoints"),
+        "latest_checkpoint": manager.latest_checkpoint,
+        "tensorboard_dir": os.path.join(model_dir, "logs"),
+        "skipped_images": data_lib.num_skipped_images(),
+        # Sum of squares of all weights: workers of one run must report the same value.
+        "weights_checksum": _weights_checksum(model),
+    }
+    if chief:
+        _atomic_write_json(os.path.join(model_dir, SUMMARY_FILE), summary)
+    else:
+        summary["export_path"] = None
+    return summary
+
+
+def _log_validation(writers, step, metrics, top_k, quiet, epoch) -> None:
+    with writers["validation"].as_default(step=step):
+        _scalar("top1_error", metrics["val_top1_error"])
+        _scalar(f"top{top_k}_error", metrics["val_top5_error"])
+    message = (
+        f"validation (epoch {epoch}, step {step}): top-1 error {metrics['val_top1_error']:.4f}, "
+        f"top-{top_k} error {metrics['val_top5_error']:.4f} on {metrics['val_examples']} images"
+    )
+    if quiet:
+        print("\n" + message, flush=True)
+    else:
+        logging.info(message)
+
+
+def _update_plateau(config, metrics, best_error, stale_evals, lr_drops) -> None:
+    if config.lr_schedule != "plateau":
+        return
+    error = metrics["val_top1_error"]
+    # An improvement of less than 0.1% absolute counts as none.
+    if error < float(best_error.numpy()) - 1e-3:
+        best_error.assign(error)
+        stale_evals.assign(0)
+        return
+    stale_evals.assign_add(1)
+    if (
+        int(stale_evals.numpy()) >= config.plateau_patience
+        and int(lr_drops.numpy()) < config.max_lr_drops
+    ):
+        lr_drops.assign_add(1)
+        stale_evals.assign(0)
+        logging.info("Validation error plateaued: learning rate divided by 10.")

@@ -1,0 +1,545 @@
+"""The training loop, strategies, checkpoints / resume, export and the train.py CLI."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.tf_only
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_PY = os.path.join(REPO, "training", "train.py")
+SUMMARY_KEYS = (
+    "val_top1_error",
+    "val_top5_error",
+    "train_steps",
+    "images_per_sec",
+    "wall_time_sec",
+    "export_path",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from rectifier_zoo import data
+
+    return data.ensure_tiny_synthetic_dataset(str(tmp_path_factory.mktemp("tiny_data")))
+
+
+def tiny_config(data_dir, tmp_path, **overrides):
+    """model_tiny on the tiny synthetic set: 32 px crops, batch 4, a handful of steps."""
+    from rectifier_zoo import trainer
+
+    fields = dict(
+        name="tiny",
+        model="model_tiny",
+        dataset="folder",
+        data_dir=data_dir,
+        model_dir=str(tmp_path / "run"),
+        export_dir=str(tmp_path / "export"),
+        strategy="one_device",
+        batch_size=4,
+        train_steps=2,
+        crop_size=32,
+        min_scale=32,
+        max_scale=40,
+        eval_resize=32,
+        seed=0,
+        log_every_steps=1,
+        verbose=0,
+    )
+    fields.update(overrides)
+    return trainer.TrainConfig(**fields)
+
+
+def test_weight_decay_mask_and_gradient_kernels_only():
+    import tensorflow as tf
+
+    import rectifier_zoo
+    from rectifier_zoo import trainer
+
+    model = rectifier_zoo.model_tiny(input_shape=(32, 32, 3), classes=4)
+    variables = model.trainable_variables
+    mask = trainer.weight_decay_mask(model, 5e-4)
+    names = [v.name for v in variables]
+    assert {n for n, m in zip(names, mask, strict=True) if m} == {"kernel"}
+    assert {"negative_slope", "bias"} <= {n for n, m in zip(names, mask, strict=True) if not m}
+    assert trainer.weight_decay_mask(model, 0.0) == [False] * len(variables)
+
+    grads = [tf.zeros_like(v) for v in variables]
+    decayed = trainer.add_weight_decay(grads, variables, mask, 0.1)
+    for variable, grad, decays in zip(variables, decayed, mask, strict=True):
+        expected = 0.1 * np.asarray(variable) if decays else np.zeros(variable.shape)
+        np.testing.assert_allclose(np.asarray(grad), expected, rtol=1e-6, atol=1e-8)
+
+
+def trained_weights(checkpoint_path) -> list:
+    """The model's trainable weights from a checkpoint, in `model.trainable_variables` order."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(checkpoint_path))
+    prefix = "optimizer/_trainable_variables/"
+    indices = sorted(
+        int(name[len(prefix) :].split("/")[0])
+        for name in reader.get_variable_to_shape_map()
+        if name.startswith(prefix)
+    )
+    return [reader.get_tensor(f"{prefix}{i}/.ATTRIBUTES/VARIABLE_VALUE") for i in indices]
+
+
+def test_weight_decay_in_the_step_decays_kernels_only(tiny_data, tmp_path):
+    """Two runs from the same checkpoint on the same data, one with weight decay, one without.
+
+    After one more plain SGD step (no momentum) they differ by lr * wd * w on the kernels and
+    not at all on the PReLU slopes and biases.
+    """
+    import shutil
+
+    from rectifier_zoo import trainer
+
+    common = dict(momentum=0.0, log_every_steps=10, eval_every_epochs=0, learning_rate=1e-3)
+    trainer.train(tiny_config(tiny_data, tmp_path, train_steps=1, weight_decay=0.0, **common))
+    start = trained_weights(tmp_path / "run" / "checkpoints" / "ckpt-1")
+    shutil.copytree(tmp_path / "run", tmp_path / "decayed")
+    trainer.train(tiny_config(tiny_data, tmp_path, train_steps=2, weight_decay=0.0, **common))
+    trainer.train(
+        tiny_config(
+            tiny_data,
+            tmp_path,
+            train_steps=2,
+            weight_decay=10.0,
+            model_dir=str(tmp_path / "decayed"),
+            **common,
+        )
+    )
+    plain = trained_weights(tmp_path / "run" / "checkpoints" / "ckpt-2")
+    decayed = trained_weights(tmp_path / "decayed" / "checkpoints" / "ckpt-2")
+    assert len(start) == len(plain) == len(decayed) > 10
+    num_kernels = 0
+    for w, a, b in zip(start, plain, decayed, strict=True):
+        if w.ndim >= 2:  # conv / fc kernels: the extra step is -lr * wd * w
+            np.testing.assert_allclose(b - a, -1e-3 * 10.0 * w, rtol=1e-3, atol=1e-6)
+            num_kernels += 1
+        else:  # PReLU slopes and biases: untouched by weight decay
+            np.testing.assert_array_equal(a, b)
+    assert num_kernels == 8  # 5 conv + 3 fc
+
+
+def test_one_step_run_writes_everything(tiny_data, tmp_path):
+    import tensorflow as tf
+
+    from rectifier_zoo import trainer
+
+    summary = trainer.train(tiny_config(tiny_data, tmp_path, train_steps=1))
+    run = tmp_path / "run"
+    written = json.loads((run / "summary.json").read_text())
+    for key in SUMMARY_KEYS:
+        assert key in written and key in summary
+    assert written["train_steps"] == 1
+    assert 0.0 <= written["val_top1_error"] <= 1.0 and 0.0 <= written["val_top5_error"] <= 1.0
+    assert written["val_examples"] == 8  # the whole validation split, partial batch included
+    assert json.loads((run / "config.json").read_text())["model"] == "model_tiny"
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-1")
+    assert os.listdir(run / "logs" / "train") and os.listdir(run / "logs" / "validation")
+
+    loaded = tf.saved_model.load(written["export_path"])
+    # Any image size, since SPP makes the head size-free.
+    probabilities = loaded.signatures["serving_default"](images=tf.zeros([3, 40, 56, 3]))[
+        "probabilities"
+    ]
+    assert probabilities.shape == (3, 4)
+    np.testing.assert_allclose(np.sum(probabilities.numpy(), axis=1), 1.0, rtol=1e-5)
+
+
+def test_resume_continues_to_the_new_total(tiny_data, tmp_path):
+    from rectifier_zoo import trainer
+
+    first = trainer.train(tiny_config(tiny_data, tmp_path, train_steps=3, checkpoint_every_steps=1))
+    assert first["train_steps"] == 3 and first["resumed_from_step"] == 0
+    second = trainer.train(
+        tiny_config(tiny_data, tmp_path, train_steps=6, checkpoint_every_steps=2)
+    )
+    assert second["resumed_from_step"] == 3
+    assert second["steps_this_run"] == 3 and second["train_steps"] == 6
+    # Already at the total: nothing more to train, still validates and exports.
+    third = trainer.train(tiny_config(tiny_data, tmp_path, train_steps=6))
+    assert third["steps_this_run"] == 0 and third["train_steps"] == 6
+    checkpoints = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
+    assert "ckpt-6.index" in checkpoints
+    assert len([c for c in checkpoints if c.endswith(".index")]) <= 3  # keep_checkpoints
+
+
+def test_default_export_dir_gets_next_version(tiny_data, tmp_path, monkeypatch):
+    from rectifier_zoo import trainer
+
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config(tiny_data, tmp_path, train_steps=1, export_dir=None, name="demo")
+    first = trainer.train(config)
+    second = trainer.train(
+        tiny_config(tiny_data, tmp_path, train_steps=1, export_dir=None, name="demo")
+    )
+    base = tmp_path / "exported_models" / "demo"
+    assert first["export_path"] == str(base / "1")
+    assert second["export_path"] == str(base / "2")
+    assert (base / "2" / "saved_model.pb").exists()
+    assert not [n for n in os.listdir(base) if n.startswith(".tmp")]
+
+
+def test_mixed_bfloat16_runs_and_restores_the_policy(tiny_data, tmp_path):
+    from rectifier_zoo import trainer
+
+    summary = trainer.train(
+        tiny_config(tiny_data, tmp_path, train_steps=2, precision="mixed_bfloat16", epochs=1.0)
+    )
+    assert summary["train_steps"] == 2
+    import keras
+
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # restored afterwards
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"model": "nope"}, "Unknown model"),
+        ({"strategy": "nope"}, "Unknown strategy"),
+        ({"precision": "float8"}, "Unknown precision"),
+        ({"dataset": "nope"}, "Unknown dataset"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ],
+)
+def test_config_errors(tiny_data, tmp_path, overrides, message):
+    from rectifier_zoo import trainer
+
+    with pytest.raises(ValueError, match=message) as error:
+        trainer.train(tiny_config(tiny_data, tmp_path, **overrides))
+    assert "Received:" in str(error.value)
+    assert not (tmp_path / "run").exists()  # failed before writing anything
+
+
+def test_unwritable_model_dir_fails_before_training(tiny_data, tmp_path):
+    from rectifier_zoo import trainer
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match="model_dir must be a writable folder"):
+        trainer.train(tiny_config(tiny_data, tmp_path, model_dir=str(blocker / "run")))
+
+
+def test_batch_not_divisible_by_replicas(tiny_data, tmp_path):
+    from rectifier_zoo import trainer
+
+    class TwoReplicas:
+        num_replicas_in_sync = 2
+
+    with pytest.raises(ValueError, match="divisible by the 2 replicas"):
+        trainer.train(tiny_config(tiny_data, tmp_path, batch_size=3), strategy=TwoReplicas())
+
+
+def test_strategy_names():
+    import tensorflow as tf
+
+    from rectifier_zoo import distribute
+
+    assert isinstance(distribute.get_strategy("auto"), tf.distribute.OneDeviceStrategy)
+    assert isinstance(distribute.get_strategy("one_device"), tf.distribute.OneDeviceStrategy)
+    with pytest.raises(ValueError, match=r"Expected one of .*mirrored.*Received: strategy='gpu'"):
+        distribute.get_strategy("gpu")
+
+
+def test_multi_worker_without_tf_config(monkeypatch):
+    from rectifier_zoo import distribute
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        distribute.get_strategy("multi_worker")
+
+
+def test_recipes_build_valid_configs():
+    sys.path.insert(0, os.path.join(REPO, "training"))
+    try:
+        import recipes
+    finally:
+        sys.path.pop(0)
+    from rectifier_zoo import trainer
+
+    assert set(recipes.RECIPES) >= {
+        "quickstart",
+        "paper_model_a",
+        "paper_model_b",
+        "paper_model_c",
+        "paper_small",
+        "init_study",
+    }
+    for name, recipe in recipes.RECIPES.items():
+        assert "python training/train.py" in type(recipe).__doc__, name
+        trainer.TrainConfig(name=name, **recipe.overrides()).validate()
+    assert recipes.RECIPES["paper_model_c"].batch_size == 128
+    with pytest.raises(ValueError, match="Expected one of"):
+        recipes.get_recipe("nope")
+
+
+def _run(args, env=None, timeout=120, **kwargs):
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=kwargs.pop("cwd", REPO),
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize(
+    "flag, expected",
+    [
+        ("--recipe=nope", "quickstart"),
+        ("--strategy=nope", "mirrored"),
+        ("--model=nope", "model_c"),
+        ("--precision=nope", "mixed_float16"),
+        ("--dataset=nope", "imagenet2012"),
+    ],
+)
+def test_cli_rejects_bad_choices_in_one_line(flag, expected, tmp_path):
+    result = _run([TRAIN_PY, flag, f"--model_dir={tmp_path / 'run'}"])
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "Expected one of" in last_line and expected in last_line and "nope" in last_line
+
+
+def test_cli_runs_a_tiny_training(tiny_data, tmp_path):
+    result = _run(
+        [
+            TRAIN_PY,
+            "--model=model_tiny",
+            "--dataset=folder",
+            f"--data_dir={tiny_data}",
+            f"--model_dir={tmp_path / 'run'}",
+            f"--export_dir={tmp_path / 'export'}",
+            "--train_steps=2",
+            "--batch_size=4",
+            "--strategy=one_device",
+            "--seed=1",
+            "--verbose=0",
+        ],
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SavedModel:" in result.stdout and str(tmp_path / "export") in result.stdout
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    # Flags override the quickstart recipe; the recipe's own network is replaced by --model.
+    assert config["model"] == "model_tiny" and config["architecture"] is None
+    assert config["crop_size"] == 64 and config["batch_size"] == 4
+
+
+_MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+    from rectifier_zoo import distribute, trainer
+    data_dir, out = sys.argv[1], sys.argv[2]
+    for name in ("one_device", "mirrored"):
+        strategy = distribute.get_strategy(name)
+        config = trainer.TrainConfig(
+            name=name, model="model_tiny", dataset="folder", data_dir=data_dir,
+            model_dir=f"{out}/{name}", export_dir=f"{out}/{name}_export", strategy=name,
+            batch_size=6, train_steps=3, crop_size=32, min_scale=32, max_scale=32,
+            eval_resize=32, flip=False, pca_lighting=0.0, dropout=0.0, weight_decay=0.05,
+            seed=3, verbose=0, checkpoint_every_steps=1, keep_checkpoints=5,
+        )
+        summary = trainer.train(config, strategy=strategy)
+        print(name, summary["num_replicas"], summary["train_steps"], summary["val_examples"])
+    """
+)
+
+
+def test_mirrored_over_two_cpus_matches_one_device(tiny_data, tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(_MIRRORED_SCRIPT)
+    result = _run([str(script), tiny_data, str(tmp_path)], timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # 8 validation images in batches of 6: the partial batch (one image per replica) counts too.
+    assert "one_device 1 3 8" in result.stdout and "mirrored 2 3 8" in result.stdout
+    one = trained_weights(tmp_path / "one_device" / "checkpoints" / "ckpt-3")
+    two = trained_weights(tmp_path / "mirrored" / "checkpoints" / "ckpt-3")
+    initial = trained_weights(tmp_path / "one_device" / "checkpoints" / "ckpt-1")
+    assert len(one) == len(two) > 10
+    moved = 0
+    for index, (a, b) in enumerate(zip(one, two, strict=True)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=str(index))
+        moved += not np.array_equal(a, initial[index])
+    assert moved >= 10  # the comparison is about trained weights
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+_WORKER_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from rectifier_zoo import trainer
+    data_dir, out = sys.argv[1], sys.argv[2]
+    config = trainer.TrainConfig(
+        name="mw", model="model_tiny", dataset="folder", data_dir=data_dir,
+        model_dir=f"{out}/run", export_dir=f"{out}/export", strategy="multi_worker",
+        batch_size=6, train_steps=3, crop_size=32, min_scale=32, max_scale=40, eval_resize=32,
+        seed=5, verbose=0, dropout=0.0,
+    )
+    summary = trainer.train(config)
+    print("RESULT " + json.dumps(summary))
+    """
+)
+
+
+@pytest.mark.slow
+def test_multi_worker_two_processes_end_with_identical_weights(tiny_data, tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER_SCRIPT)
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, str(script), tiny_data, str(tmp_path)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=REPO,
+                env=dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2"),
+            )
+        )
+    summaries = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-3000:]
+        line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")][-1]
+        summaries.append(json.loads(line[len("RESULT ") :]))
+    chief, other = summaries
+    assert chief["num_replicas"] == other["num_replicas"] == 2
+    assert chief["train_steps"] == other["train_steps"] == 3
+    assert chief["weights_checksum"] == pytest.approx(other["weights_checksum"], rel=1e-6)
+    assert chief["val_top1_error"] == pytest.approx(other["val_top1_error"])
+    assert chief["val_examples"] == other["val_examples"] == 8  # partial batches counted once
+    assert chief["export_path"] and other["export_path"] is None  # only the chief exports
+    assert (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume(tiny_data, tmp_path):
+    args = [
+        TRAIN_PY,
+        "--model=model_tiny",
+        "--dataset=folder",
+        f"--data_dir={tiny_data}",
+        f"--model_dir={tmp_path / 'run'}",
+        f"--export_dir={tmp_path / 'export'}",
+        "--batch_size=4",
+        "--strategy=one_device",
+        "--seed=1",
+        "--verbose=0",
+        "--checkpoint_every_steps=2",
+        "--learning_rate=1e-3",
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(
+        [sys.executable, *args, "--train_steps=100000"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "killed_run.log", "w"),  # noqa: SIM115
+    )
+    checkpoints = tmp_path / "run" / "checkpoints"
+    import tensorflow as tf
+
+    def latest_step():
+        latest = tf.train.latest_checkpoint(str(checkpoints))
+        return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+    deadline = time.time() + 180
+    try:
+        while latest_step() < 6:
+            if process.poll() is not None:
+                log = (tmp_path / "killed_run.log").read_text()[-3000:]
+                pytest.fail(f"the run ended before it was killed:\n{log}")
+            if time.time() > deadline:
+                pytest.fail("no checkpoint at step >= 6 within 180 s")
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    saved_step = int(tf.train.latest_checkpoint(str(checkpoints)).rsplit("-", 1)[1])
+    assert saved_step >= 6
+    total = saved_step + 4
+    result = _run([*args, f"--train_steps={total}"], timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["resumed_from_step"] == saved_step
+    assert summary["train_steps"] == total and summary["steps_this_run"] == 4
+
+
+def test_learning_rate_schedule_steps_and_warmup():
+    from rectifier_zoo import trainer
+
+    config = trainer.TrainConfig(learning_rate=0.01, lr_boundaries=(2.0, 3.0), warmup_epochs=1.0)
+    schedule = trainer._LearningRate(config, steps_per_epoch=10)
+    assert schedule(0, 0) == pytest.approx(0.001)  # warm-up: (step + 1) / 10 of the rate
+    assert schedule(9, 0) == pytest.approx(0.01)
+    assert schedule(19, 0) == pytest.approx(0.01)
+    assert schedule(20, 0) == pytest.approx(0.001)  # Sec. 5: 1e-2 -> 1e-3 -> 1e-4
+    assert schedule(30, 0) == pytest.approx(0.0001)
+    assert schedule(15, 1) == pytest.approx(0.001)  # one plateau drop
+
+
+def test_plateau_schedule_divides_the_rate_when_validation_stalls(tiny_data, tmp_path):
+    from rectifier_zoo import trainer
+
+    # A rate too small to change the predictions: the validation error cannot improve.
+    config = tiny_config(
+        tiny_data,
+        tmp_path,
+        train_steps=12,
+        learning_rate=1e-7,
+        lr_schedule="plateau",
+        plateau_patience=1,
+        eval_every_epochs=1,
+        log_every_steps=4,
+    )
+    summary = trainer.train(config)
+    assert summary["lr_drops"] == 1  # evaluations after epochs 1 and 2: one stall
+    assert summary["learning_rate"] == pytest.approx(1e-8)
+
+
+@pytest.mark.parametrize("overrides", [{"precision": "mixed_float16"}, {"xla": True}])
+def test_float16_loss_scaling_and_xla_train(tiny_data, tmp_path, overrides):
+    import tensorflow as tf
+
+    from rectifier_zoo import trainer
+
+    summary = trainer.train(tiny_config(tiny_data, tmp_path, train_steps=2, **overrides))
+    assert summary["train_steps"] == 2
+    assert all(np.all(np.isfinite(w)) for w in trained_weights(summary["latest_checkpoint"]))
+    loaded = tf.saved_model.load(summary["export_path"])
+    output = loaded.signatures["serving_default"](images=tf.zeros([1, 32, 32, 3]))
+    assert output["probabilities"].dtype == tf.float32
