@@ -316,6 +316,20 @@ def test_cli_rejects_bad_choices_in_one_line(flag, expected, tmp_path):
     assert "Expected one of" in last_line and expected in last_line and "nope" in last_line
 
 
+def test_cli_names_the_expected_layout_when_data_is_missing(tmp_path):
+    result = _run(
+        [
+            TRAIN_PY,
+            "--dataset=folder",
+            f"--data_dir={tmp_path / 'none'}",
+            f"--model_dir={tmp_path / 'run'}",
+        ]
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "Folder data set not found" in last_line and "<root>/train/<class>/*.JPEG" in last_line
+
+
 def test_cli_runs_a_tiny_training(tiny_data, tmp_path):
     result = _run(
         [

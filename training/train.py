@@ -101,7 +101,8 @@ def main(argv):
         from rectifier_zoo import trainer
 
         summary = trainer.train(config)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
+        # A wrong flag or missing data: the message says what was expected, no traceback.
         sys.exit(f"Error: {error}")
     if summary.get("export_path"):  # the chief prints where things are
         print(

@@ -351,7 +351,7 @@ Alternatively use name='folder' (ImageNet-style folders) or name='tfrecord' (TFR
 
 def _tfds_data_dir(data_dir: str | os.PathLike | None) -> str:
     if data_dir is not None:
-        return os.fspath(data_dir)
+        return os.path.expanduser(os.fspath(data_dir))
     return os.environ.get("TFDS_DATA_DIR") or os.path.join(
         os.path.expanduser("~"), "tensorflow_datasets"
     )
@@ -490,6 +490,8 @@ def get_source(name: str, data_dir: str | os.PathLike | None = None, **kwargs) -
     """
     if name not in SOURCES:
         raise ValueError(f"Unknown data source. Expected one of {SOURCES}. Received: name={name!r}")
+    if data_dir is not None:
+        data_dir = os.path.expanduser(os.fspath(data_dir))
     if name == "synthetic":
         return FolderSource(
             synthetic.ensure_synthetic_dataset(data_dir, **kwargs), name="synthetic"
