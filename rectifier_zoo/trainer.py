@@ -37,9 +37,9 @@ Choices, and why:
   the same number of batches, but not exactly the same batches, as an uninterrupted one.
 - Validation: the whole validation split (no `drop_remainder`); partial and empty batches are
   counted by their real size, so the error is over every image exactly once.
-- Export: a plain SavedModel (`tf.saved_model.save` of a `tf.Module`) whose `serving_default`
-  maps float32 RGB images [batch, height, width, 3] in 0..255 to `probabilities`; written to a
-  temporary folder and renamed into place as the next integer version.
+- Export: `rectifier_zoo.export.export_model` (the full SavedModel contract: JPEG/PNG bytes,
+  float images and the dense endpoint) into the next integer version of `export_dir` (default
+  `exported_models/<name>`), written to a temporary folder and renamed into place.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from tensorflow.core.framework import summary_pb2
 
 from rectifier_zoo import data as data_lib
 from rectifier_zoo import distribute
+from rectifier_zoo import export as export_lib
 from rectifier_zoo.architectures import Architecture
 from rectifier_zoo.layers import PReLU
 from rectifier_zoo.models import (
@@ -92,7 +93,8 @@ class TrainConfig:
         dataset: a source of `rectifier_zoo.data.SOURCES`.
         data_dir: where the data set lives (see `rectifier_zoo.data.get_source`).
         model_dir: checkpoints, TensorBoard logs, config.json and summary.json.
-        export_dir: SavedModel folder; None: `exported_models/<name>/<next integer version>/`.
+        export_dir: base folder of the SavedModel versions (TF Serving's model base path); each
+            run exports into `<export_dir>/<next integer version>/`. None: `exported_models/<name>`.
         strategy: a name of `rectifier_zoo.distribute.STRATEGIES`.
         batch_size: the GLOBAL batch size (split over replicas; Sec. 5: 128).
         epochs: training length in passes over the training split (ignored if `train_steps`).
@@ -238,40 +240,6 @@ def _atomic_write_json(path: str, payload: dict) -> None:
     with open(tmp, "w") as f:
         json.dump(payload, f, indent=2, sort_keys=True, default=str)
     os.replace(tmp, path)
-
-
-class _ServingModule(tf.Module):
-    """Float32 RGB images [batch, height, width, 3] in 0..255 -> `probabilities`."""
-
-    def __init__(self, model: keras.Model):
-        super().__init__()
-        self.model = model
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
-    def serve(self, images):
-        return {"probabilities": tf.cast(self.model(images, training=False), tf.float32)}
-
-
-def next_export_path(base: str) -> str:
-    """`<base>/<1 + the largest integer version in base>` (TF Serving's layout)."""
-    versions = [int(n) for n in os.listdir(base) if n.isdigit()] if os.path.isdir(base) else []
-    return os.path.join(base, str(max(versions, default=0) + 1))
-
-
-def export_saved_model(model: keras.Model, export_path: str | None, run_name: str) -> str:
-    """Writes the serving SavedModel into a temporary folder and renames it into place."""
-    if export_path is None:
-        export_path = next_export_path(os.path.join("exported_models", run_name))
-    export_path = os.path.abspath(export_path)
-    parent = os.path.dirname(export_path)
-    os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".tmp-export-{uuid.uuid4().hex}")
-    module = _ServingModule(model)
-    tf.saved_model.save(module, staging, signatures={"serving_default": module.serve})
-    if os.path.exists(export_path):
-        shutil.rmtree(export_path)
-    os.rename(staging, export_path)
-    return export_path
 
 
 def _build_model(config: TrainConfig, num_classes: int) -> keras.Model:
@@ -649,7 +617,24 @@ def _train(
     export_dir = config.export_dir
     if not chief:
         export_dir = os.path.join(write_dir, "export")
-    export_path = export_saved_model(model, export_dir, config.name)
+    export_path = export_lib.export_model(
+        model,
+        export_dir or os.path.join("exported_models", config.name),
+        class_names=source.class_names,
+        metadata={
+            "run_name": config.name,
+            "training_data": {"dataset": config.dataset, "data_dir": config.data_dir},
+            "train_steps": step,
+            "evaluation": {
+                "protocol": "center",
+                "split": "validation",
+                "val_top1_error": val_metrics["val_top1_error"],
+                "val_top5_error": val_metrics["val_top5_error"],
+            },
+        },
+        crop_size=config.crop_size,
+        eval_resize=config.eval_resize,
+    )
     summary = {
         "run_name": config.name,
         "val_top1_error": val_metrics["val_top1_error"],

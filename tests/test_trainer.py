@@ -151,7 +151,7 @@ def test_one_step_run_writes_everything(tiny_data, tmp_path):
 
     loaded = tf.saved_model.load(written["export_path"])
     # Any image size, since SPP makes the head size-free.
-    probabilities = loaded.signatures["serving_default"](images=tf.zeros([3, 40, 56, 3]))[
+    probabilities = loaded.signatures["predict_images"](images=tf.zeros([3, 40, 56, 3]))[
         "probabilities"
     ]
     assert probabilities.shape == (3, 4)
@@ -555,5 +555,5 @@ def test_float16_loss_scaling_and_xla_train(tiny_data, tmp_path, overrides):
     assert summary["train_steps"] == 2
     assert all(np.all(np.isfinite(w)) for w in trained_weights(summary["latest_checkpoint"]))
     loaded = tf.saved_model.load(summary["export_path"])
-    output = loaded.signatures["serving_default"](images=tf.zeros([1, 32, 32, 3]))
+    output = loaded.signatures["predict_images"](images=tf.zeros([1, 32, 32, 3]))
     assert output["probabilities"].dtype == tf.float32

@@ -30,7 +30,10 @@ flags.DEFINE_string(
     "model_dir", None, "Checkpoints, logs, config.json, summary.json. Default runs/<recipe>."
 )
 flags.DEFINE_string(
-    "export_dir", None, "SavedModel folder. Default exported_models/<recipe>/<version>."
+    "export_dir",
+    None,
+    "Base folder of the SavedModel versions (<export_dir>/<next version>). "
+    "Default exported_models/<recipe>.",
 )
 flags.DEFINE_string("strategy", "auto", "auto, one_device, mirrored, multi_worker or tpu.")
 flags.DEFINE_integer("batch_size", None, "Global batch size.")
