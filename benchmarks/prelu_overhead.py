@@ -13,14 +13,12 @@ Targets (issue 2): ours <= 1.05x ReLU, and ours <= keras.layers.PReLU(shared_axe
 import argparse
 import json
 import os
-import platform
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from common import interleaved_medians, machine_info, make_train_step  # noqa: E402
 
 import rectifier_zoo  # noqa: E402
 
@@ -53,48 +51,20 @@ VARIANTS = {
 }
 
 
-def make_step(model: keras.Model, images, labels):
-    """A compiled training step (forward, loss, backward, SGD + momentum update)."""
-    import tensorflow as tf
-
-    optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
-    optimizer.build(model.trainable_variables)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            loss = loss_fn(labels, model(images, training=True))
-        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-        return loss
-
-    return step
-
-
 def run(input_size: int, batch_size: int, repeats: int, steps: int) -> dict:
     if keras.backend.backend() != "tensorflow":
-        raise SystemExit(
-            "prelu_overhead.py times TensorFlow training steps: KERAS_BACKEND=tensorflow"
-        )
+        raise SystemExit("prelu_overhead.py times TensorFlow steps: set KERAS_BACKEND=tensorflow")
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (batch_size, input_size, input_size, 3)).astype("float32")
     labels = rng.integers(0, 1000, batch_size)
     steps_by_variant = {}
     for name, build in VARIANTS.items():
         model = build(input_shape=(input_size, input_size, 3), seed=0)
-        step = make_step(model, images, labels)
+        step = make_train_step(model, images, labels)
         for _ in range(2):  # trace and warm up
             step()
         steps_by_variant[name] = step
-    times = {name: [] for name in VARIANTS}
-    for _ in range(repeats):
-        for name, step in steps_by_variant.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                loss = step()
-            float(loss)  # wait for the last step
-            times[name].append((time.perf_counter() - start) / steps)
-    median = {name: statistics.median(values) for name, values in times.items()}
+    median = interleaved_medians(steps_by_variant, repeats, steps)
     return {
         "benchmark": "prelu_overhead",
         "model": "model_a",
@@ -107,12 +77,7 @@ def run(input_size: int, batch_size: int, repeats: int, steps: int) -> dict:
         "ours_shared_vs_relu": median["ours_shared"] / median["relu"],
         "keras_prelu_vs_relu": median["keras_prelu"] / median["relu"],
         "ours_vs_keras_prelu": median["ours"] / median["keras_prelu"],
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-        },
-        "versions": {"keras": keras.__version__, "backend": keras.backend.backend()},
+        "machine": machine_info(),
     }
 
 
@@ -122,12 +87,11 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=2, help="steps timed per repetition")
+    parser.add_argument("--quick", action="store_true", help="3 repetitions")
     parser.add_argument("--output", help="also write the JSON here")
     args = parser.parse_args()
-    result = run(args.input_size, args.batch_size, args.repeats, args.steps)
-    import tensorflow as tf
-
-    result["versions"]["tensorflow"] = tf.__version__
+    repeats = 3 if args.quick else args.repeats
+    result = run(args.input_size, args.batch_size, repeats, args.steps)
     print(
         f"Model A, {args.input_size}x{args.input_size}, batch {args.batch_size}, "
         f"median of {args.repeats} interleaved repetitions"

@@ -1,0 +1,68 @@
+"""What the benchmark scripts share: the machine's description, interleaved timing, and a
+compiled TensorFlow training step."""
+
+import os
+import platform
+import statistics
+import time
+
+
+def machine_info() -> dict:
+    """CPU model, cores, GPU (if TensorFlow sees one) and library versions, for every result row."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    import keras
+
+    info.update(keras=keras.__version__, backend=keras.backend.backend())
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
+        gpus = tf.config.list_physical_devices("GPU")
+        info["gpu"] = ", ".join(gpu.name for gpu in gpus) or None
+    return info
+
+
+def interleaved_medians(functions: dict, repeats: int, calls: int = 1) -> dict:
+    """Median seconds per call of each function, timed in interleaved repetitions.
+
+    Each repetition times every function once, in turn, so a drift in machine speed (another
+    process, thermal limits) hits all of them alike. Each function must block until its work is
+    done (e.g. return after reading the result back).
+    """
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                function()
+            times[name].append((time.perf_counter() - start) / calls)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def make_train_step(model, images, labels, jit_compile: bool = False):
+    """A `tf.function` training step (forward, loss, backward, SGD + momentum) that returns
+    after the update has run (it reads the loss back)."""
+    import keras
+    import tensorflow as tf
+
+    optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function(jit_compile=jit_compile)
+    def step():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(images, training=True))
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return loss
+
+    def run():
+        return float(step())
+
+    return run

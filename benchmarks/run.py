@@ -1,0 +1,193 @@
+"""Runs every benchmark in benchmarks/ and writes one result file and a Markdown table.
+
+    python benchmarks/run.py [--quick] [--only prelu_overhead,training] [--no_readme]
+    python benchmarks/run.py --readme_only      # regenerate README's table from the latest JSON
+
+Each benchmark runs in its own process (so each sets up TensorFlow its own way) and measures its
+comparisons side by side, interleaved, as medians. The figures are gathered into
+`benchmarks/results/<date>-<host>.json` (keys like `prelu_overhead.ours_vs_relu`, see KEYS) and
+`benchmarks/results/<date>-<host>.md`; README.md's "Performance" section, between the
+`<!-- performance:start -->` and `<!-- performance:end -->` markers, is rewritten from that JSON.
+A missed target is reported as missed. `--quick` takes under 10 minutes on 2 cores.
+"""
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+README = os.path.join(os.path.dirname(HERE), "README.md")
+START, END = "<!-- performance:start -->", "<!-- performance:end -->"
+
+# benchmark -> (arguments, arguments with --quick)
+BENCHMARKS = {
+    "prelu_overhead": ([], ["--quick"]),
+    "training": ([], ["--quick"]),
+    "input_pipeline": ([], ["--images", "32", "--repeats", "5"]),
+    "evaluation": ([], ["--images", "2", "--latency_repeats", "20"]),
+}
+
+# (key, how to read it from the benchmarks' raw JSON, target description, test or None)
+KEYS = [
+    ("prelu_overhead.ours_vs_relu", ("prelu_overhead", "ours_vs_relu"), "<= 1.05",
+     lambda v: v <= 1.05),
+    ("prelu_overhead.keras_prelu_vs_relu", ("prelu_overhead", "keras_prelu_vs_relu"),
+     ">= ours", None),
+    ("prelu_overhead.ours_vs_keras_prelu", ("prelu_overhead", "ours_vs_keras_prelu"), "<= 1.0",
+     lambda v: v <= 1.0),
+    ("training.model_a_vs_vgg19_flops", ("training", "model_a_vs_vgg19_flops"), ">= 0.95",
+     lambda v: v >= 0.95),
+    ("training.model_a_mfu", ("training", "model_a_mfu"), "-", None),
+    ("training.model_a_bf16_mfu", ("training", "model_a_bf16_mfu"), "-", None),
+    ("training.model_a_bf16_speedup", ("training", "model_a_bf16_speedup"), "-", None),
+    ("input_pipeline.fused_vs_unfused", ("input_pipeline", "fused_speedup"), ">= 1.3",
+     lambda v: v >= 1.3),
+    ("input_pipeline.images_per_sec_per_core",
+     ("input_pipeline", "images_per_second_per_core", "fused"), ">= 250", lambda v: v >= 250),
+    ("evaluation.dense_vs_crops", ("evaluation", "dense_vs_crops", "speedup"), ">= 5",
+     lambda v: v >= 5),
+    ("serving.latency_ms_p50",
+     ("evaluation", "latency_batch1", "serving_default(jpeg bytes)", "median_ms"), "-", None),
+    ("serving.latency_ms_p99",
+     ("evaluation", "latency_batch1", "serving_default(jpeg bytes)", "p99_ms"), "-", None),
+]  # fmt: skip
+
+
+def run_benchmark(name: str, quick: bool) -> dict:
+    """Runs benchmarks/<name>.py in a subprocess and returns its JSON."""
+    full_args, quick_args = BENCHMARKS[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        output = os.path.join(tmp, f"{name}.json")
+        command = [sys.executable, os.path.join(HERE, f"{name}.py"), "--output", output]
+        command += quick_args if quick else full_args
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        if result.returncode != 0 or not os.path.exists(output):
+            raise RuntimeError(f"{name} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        with open(output) as f:
+            raw = json.load(f)
+    raw["command"] = " ".join(["python", f"benchmarks/{name}.py", *command[4:]])
+    raw["wall_seconds"] = time.perf_counter() - start
+    return raw
+
+
+def _lookup(raw: dict, path: tuple):
+    value = raw
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def summarize(raw: dict, quick: bool) -> dict:
+    """The result file: the KEYS as nested figures, each target's verdict, and the raw results."""
+    from common import machine_info
+
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "quick": quick,
+        "machine": machine_info(),
+        "targets": [],
+    }
+    for key, path, target, test in KEYS:
+        value = _lookup(raw, path)
+        if value is None:
+            continue
+        group, name = key.split(".")
+        result.setdefault(group, {})[name] = value
+        result["targets"].append(
+            {"key": key, "value": value, "target": target,
+             "met": None if test is None else bool(test(value))}
+        )  # fmt: skip
+    result["raw"] = raw
+    return result
+
+
+def markdown(result: dict) -> str:
+    machine = result["machine"]
+    lines = [
+        f"Measured {result['date']} on {machine['cpu']} ({machine['cores']} cores"
+        f"{', GPU ' + machine['gpu'] if machine.get('gpu') else ', no GPU'}), TensorFlow "
+        f"{machine.get('tensorflow', '-')}, Keras {machine['keras']}"
+        f"{' (--quick)' if result['quick'] else ''}, by `python benchmarks/run.py"
+        f"{' --quick' if result['quick'] else ''}`:",
+        "",
+        "| figure | value | target | met |",
+        "|---|---:|---|---|",
+    ]
+    for row in result["targets"]:
+        met = {True: "yes", False: "**no**", None: "-"}[row["met"]]
+        lines.append(f"| `{row['key']}` | {row['value']:.3f} | {row['target']} | {met} |")
+    settings = []
+    for name, raw in result["raw"].items():
+        settings.append(f"- `{name}`: `{raw['command']}`")
+    return "\n".join(lines + ["", "Commands:", *settings])
+
+
+def update_readme(table: str, path: str = README) -> None:
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if START not in text or END not in text:
+        raise SystemExit(f"{path} has no {START} ... {END} section to rewrite")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{head}{START}\n{table}\n{END}{tail}")
+
+
+def latest_result() -> str:
+    files = sorted(glob.glob(os.path.join(RESULTS, "*.json")), key=os.path.getmtime)
+    if not files:
+        raise SystemExit(f"No results in {RESULTS}: run python benchmarks/run.py first")
+    return files[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, < 10 min")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
+    parser.add_argument("--no_readme", action="store_true", help="leave README.md alone")
+    parser.add_argument("--readme_only", action="store_true", help="README from the latest JSON")
+    args = parser.parse_args()
+    if args.readme_only:
+        with open(latest_result()) as f:
+            update_readme(markdown(json.load(f)))
+        return
+    names = [n for n in args.only.split(",") if n]
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        raise SystemExit(
+            f"Unknown benchmark. Expected some of {list(BENCHMARKS)}. Received: {unknown}"
+        )
+    raw = {}
+    for name in names:
+        print(f"running {name} ...", flush=True)
+        raw[name] = run_benchmark(name, args.quick)
+        print(f"  done in {raw[name]['wall_seconds']:.0f} s", flush=True)
+    result = summarize(raw, args.quick)
+    os.makedirs(RESULTS, exist_ok=True)
+    stem = f"{datetime.date.today().isoformat()}-{platform.node() or 'host'}"
+    with open(os.path.join(RESULTS, f"{stem}.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    table = markdown(result)
+    with open(os.path.join(RESULTS, f"{stem}.md"), "w") as f:
+        f.write(table + "\n")
+    print(table)
+    print(f"\nwrote {os.path.join(RESULTS, stem)}.json and .md")
+    if not args.no_readme:
+        update_readme(table)
+
+
+if __name__ == "__main__":
+    main()
