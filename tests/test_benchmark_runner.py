@@ -1,0 +1,48 @@
+"""benchmarks/run.py: figures gathered under the documented keys, verdicts, README rewrite."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+import run as runner  # noqa: E402
+
+RAW = {
+    "prelu_overhead": {"ours_vs_relu": 1.02, "keras_prelu_vs_relu": 1.04,
+                       "ours_vs_keras_prelu": 0.98, "command": "prelu_overhead.py"},
+    "training": {"model_a_vs_vgg19_flops": 0.9, "model_a_mfu": 0.6, "model_a_bf16_mfu": 0.5,
+                 "model_a_bf16_speedup": 1.7, "command": "python benchmarks/training.py"},
+    "input_pipeline": {"fused_speedup": 1.18, "images_per_second_per_core": {"fused": 700.0},
+                       "command": "python benchmarks/input_pipeline.py"},
+    "evaluation": {"dense_vs_crops": {"speedup": 30.0},
+                   "latency_batch1": {"serving_default(jpeg bytes)": {"median_ms": 11.0,
+                                                                      "p99_ms": 17.0}},
+                   "command": "python benchmarks/evaluation.py"},
+}  # fmt: skip
+
+
+def test_summary_has_every_documented_key_and_honest_verdicts():
+    result = runner.summarize(RAW, quick=True)
+    for key, *_ in runner.KEYS:
+        group, name = key.split(".")
+        assert isinstance(result[group][name], float), key
+    verdicts = {row["key"]: row["met"] for row in result["targets"]}
+    assert verdicts["prelu_overhead.ours_vs_relu"] is True
+    assert verdicts["training.model_a_vs_vgg19_flops"] is False  # 0.9 < 0.95: reported, not hidden
+    assert verdicts["input_pipeline.fused_vs_unfused"] is False
+    assert verdicts["serving.latency_ms_p50"] is None
+    assert {"cpu", "cores", "keras", "backend"} <= set(result["machine"])
+
+
+def test_markdown_and_readme_section(tmp_path):
+    table = runner.markdown(runner.summarize(RAW, quick=True))
+    assert "| `training.model_a_vs_vgg19_flops` | 0.900 | >= 0.95 | **no** |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{runner.START}\nold\n{runner.END}\n\n## Tests\n")
+    runner.update_readme(table, str(readme))
+    text = readme.read_text()
+    assert "old" not in text and table in text and text.endswith("## Tests\n")
+    readme.write_text("# no markers\n")
+    with pytest.raises(SystemExit, match="no <!-- performance:start -->"):
+        runner.update_readme(table, str(readme))
