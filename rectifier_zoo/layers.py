@@ -11,6 +11,16 @@ from keras import ops
 SLOPE_WEIGHT_NAME = "negative_slope"
 
 
+def _check_data_format(data_format: str | None) -> str:
+    data_format = data_format or keras.config.image_data_format()
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(
+            "`data_format` must be one of 'channels_last', 'channels_first'. "
+            f"Received: data_format={data_format!r}"
+        )
+    return data_format
+
+
 def _channel_axis(data_format: str, rank: int) -> int:
     if rank <= 2 or data_format == "channels_last":
         return rank - 1
@@ -58,12 +68,7 @@ class PReLU(keras.layers.Layer):
                 "`channel_shared` must be True or False. "
                 f"Received: channel_shared={channel_shared!r}"
             )
-        data_format = data_format or keras.config.image_data_format()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                "`data_format` must be one of 'channels_last', 'channels_first'. "
-                f"Received: data_format={data_format!r}"
-            )
+        data_format = _check_data_format(data_format)
         self.channel_shared = channel_shared
         self.initial_slope = float(initial_slope)
         self.data_format = data_format
@@ -175,12 +180,7 @@ class SpatialPyramidPooling(keras.layers.Layer):
                 "`levels` must be a non-empty sequence of positive integers (bins per side), "
                 f"e.g. (7, 3, 2, 1). Received: levels={levels!r}"
             )
-        data_format = data_format or keras.config.image_data_format()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                "`data_format` must be one of 'channels_last', 'channels_first'. "
-                f"Received: data_format={data_format!r}"
-            )
+        data_format = _check_data_format(data_format)
         self.levels = levels
         self.data_format = data_format
         self.input_spec = keras.layers.InputSpec(ndim=4)
