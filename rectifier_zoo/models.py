@@ -6,6 +6,8 @@ Layer names are fixed (`conv1`, `conv2_3`, `prelu2_3`, `spp`, `fc1`, `prelu_fc1`
 `predictions`) because weight files and the dense-testing export depend on them.
 """
 
+import itertools
+
 import keras
 
 from rectifier_zoo import initializers
@@ -86,12 +88,23 @@ def build_model(
     data_format = keras.config.image_data_format()
     input_shape = _resolve_input_shape(architecture, input_shape, data_format)
     slope = INITIAL_SLOPE if activation == "prelu" else 0.0
-    conv_init = initializers.get(kernel_initializer, negative_slope=slope, seed=seed)
-    fc_inits = (
-        [keras.initializers.RandomNormal(stddev=std, seed=seed) for std in FC_STDDEVS]
-        if fc_initializer is None
-        else [initializers.get(fc_initializer, negative_slope=slope, seed=seed)] * 3
-    )
+    # Keras initializers with an integer seed draw the same values at every call, so each layer
+    # gets its own seed (seed, seed + 1, ...): same-shaped layers must not share kernels, nor
+    # the two dropout layers their masks.
+    layer_seeds = itertools.count(seed) if seed is not None else itertools.repeat(None)
+
+    def conv_init():
+        return initializers.get(kernel_initializer, negative_slope=slope, seed=next(layer_seeds))
+
+    def fc_init(index):
+        if fc_initializer is None:
+            return keras.initializers.RandomNormal(stddev=FC_STDDEVS[index], seed=next(layer_seeds))
+        return initializers.get(fc_initializer, negative_slope=slope, seed=next(layer_seeds))
+
+    # Unknown initializer names fail here, before any layer is built.
+    initializers.get(kernel_initializer)
+    if fc_initializer is not None:
+        initializers.get(fc_initializer)
     # Last of the checks, since it may download.
     weights_file = weights_lib.resolve(architecture.name, weights, include_top, classes)
 
@@ -133,7 +146,7 @@ def build_model(
                 stage.kernel_size,
                 strides=stage.strides if i == 1 else 1,
                 padding=padding,
-                kernel_initializer=conv_init,
+                kernel_initializer=conv_init(),
                 bias_initializer="zeros",
                 name=f"conv{suffix}",
             )(x)
@@ -144,14 +157,16 @@ def build_model(
     if include_top:
         x = SpatialPyramidPooling(architecture.spp_levels, name="spp")(x)
         for index, units in enumerate(architecture.fc_units, start=1):
-            x = keras.layers.Dense(
-                units, kernel_initializer=fc_inits[index - 1], name=f"fc{index}"
-            )(x)
+            x = keras.layers.Dense(units, kernel_initializer=fc_init(index - 1), name=f"fc{index}")(
+                x
+            )
             x = rectifier(x, f"_fc{index}")
             if dropout:
-                x = keras.layers.Dropout(dropout, seed=seed, name=f"dropout_fc{index}")(x)
+                x = keras.layers.Dropout(
+                    dropout, seed=next(layer_seeds), name=f"dropout_fc{index}"
+                )(x)
         fc_index = len(architecture.fc_units) + 1
-        x = keras.layers.Dense(classes, kernel_initializer=fc_inits[-1], name=f"fc{fc_index}")(x)
+        x = keras.layers.Dense(classes, kernel_initializer=fc_init(2), name=f"fc{fc_index}")(x)
         # float32 so that the scores are exact under mixed precision too.
         x = keras.layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
     elif pooling == "avg":

@@ -133,6 +133,14 @@ def test_dropout_only_in_training():
     assert not any(isinstance(layer, keras.layers.Dropout) for layer in no_dropout.layers)
 
 
+def test_seeded_layers_do_not_share_kernels_or_dropout_masks():
+    # Keras initializers with an int seed repeat their draw: each layer needs its own seed.
+    model = rectifier_zoo.model_tiny(seed=5)
+    conv2_2, conv3_1 = (_numpy(model.get_layer(n).kernel) for n in ("conv2_2", "conv3_1"))
+    assert conv2_2.shape == conv3_1.shape and not np.array_equal(conv2_2, conv3_1)
+    assert model.get_layer("dropout_fc1").seed != model.get_layer("dropout_fc2").seed
+
+
 def test_seeded_builds_repeat():
     a = rectifier_zoo.model_tiny(seed=3).get_weights()
     b = rectifier_zoo.model_tiny(seed=3).get_weights()
