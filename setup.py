@@ -29,7 +29,9 @@ setup(
         "cuda": ["tensorflow[and-cuda]>=2.16"],
         # The core also runs on the JAX backend (KERAS_BACKEND=jax).
         "jax": ["jax>=0.4.30"],
-        "test": ["pytest>=8", "ruff>=0.6"],
+        "test": ["pytest>=8", "ruff>=0.6", "matplotlib"],
+        # training/reproduce.py draws its figures with matplotlib.
+        "reproduce": ["matplotlib"],
         # keras-cv only for the input-pipeline comparison; the package never imports it.
         "bench": ["keras-cv"],
     },
