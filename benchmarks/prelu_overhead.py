@@ -5,7 +5,7 @@ with SGD + momentum in one process, one variant after the other in each repetiti
 (interleaved, so drifts in machine speed hit all variants alike); the median step time of each
 variant and the ratios to ReLU are printed as a table and a JSON line.
 
-    python benchmarks/prelu_overhead.py [--input_size 64] [--batch_size 8] [--repeats 7]
+    python benchmarks/prelu_overhead.py [--input_size 64] [--batch_size 8] [--repeats 15] [--quick]
 
 Targets (issue 2): ours <= 1.05x ReLU, and ours <= keras.layers.PReLU(shared_axes=[1, 2]).
 """
@@ -85,12 +85,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input_size", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=2, help="steps timed per repetition")
-    parser.add_argument("--quick", action="store_true", help="3 repetitions")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=3, help="steps timed per repetition")
+    parser.add_argument("--quick", action="store_true", help="5 repetitions")
     parser.add_argument("--output", help="also write the JSON here")
     args = parser.parse_args()
-    repeats = 3 if args.quick else args.repeats
+    repeats = 5 if args.quick else args.repeats
     result = run(args.input_size, args.batch_size, repeats, args.steps)
     print(
         f"Model A, {args.input_size}x{args.input_size}, batch {args.batch_size}, "

@@ -20,7 +20,7 @@ ACTIVATIONS = ("prelu", "relu")
 POOLINGS = (None, "avg", "max", "spp")
 # Sec. 2.2 / PAPER.md: the fc layers were drawn with fixed stds, the input being only
 # mean-subtracted (range about +-128).
-FC_STDDEVS = (0.01, 0.01, 0.001)
+FC_HIDDEN_STDDEV, FC_CLASSIFIER_STDDEV = 0.01, 0.001
 # Sec. 2.1: PReLU slopes start at 0.25.
 INITIAL_SLOPE = 0.25
 
@@ -96,9 +96,9 @@ def build_model(
     def conv_init():
         return initializers.get(kernel_initializer, negative_slope=slope, seed=next(layer_seeds))
 
-    def fc_init(index):
+    def fc_init(paper_stddev):
         if fc_initializer is None:
-            return keras.initializers.RandomNormal(stddev=FC_STDDEVS[index], seed=next(layer_seeds))
+            return keras.initializers.RandomNormal(stddev=paper_stddev, seed=next(layer_seeds))
         return initializers.get(fc_initializer, negative_slope=slope, seed=next(layer_seeds))
 
     # Unknown initializer names fail here, before any layer is built.
@@ -108,12 +108,10 @@ def build_model(
     # Last of the checks, since it may download.
     weights_file = weights_lib.resolve(architecture.name, weights, include_top, classes)
 
-    def rectifier(x, suffix):
+    def rectifier(suffix):
         if activation == "prelu":
-            return PReLU(channel_shared=channel_shared, initial_slope=slope, name=f"prelu{suffix}")(
-                x
-            )
-        return keras.layers.ReLU(name=f"relu{suffix}")(x)
+            return PReLU(channel_shared=channel_shared, initial_slope=slope, name=f"prelu{suffix}")
+        return keras.layers.ReLU(name=f"relu{suffix}")
 
     if input_tensor is None:
         inputs = keras.Input(shape=input_shape, name="images")
@@ -150,23 +148,24 @@ def build_model(
                 bias_initializer="zeros",
                 name=f"conv{suffix}",
             )(x)
-            x = rectifier(x, suffix)
+            x = rectifier(suffix)(x)
         if stage.pool_size is not None:
             x = keras.layers.MaxPooling2D(stage.pool_size, stage.pool_strides, name=f"pool{s}")(x)
 
     if include_top:
         x = SpatialPyramidPooling(architecture.spp_levels, name="spp")(x)
         for index, units in enumerate(architecture.fc_units, start=1):
-            x = keras.layers.Dense(units, kernel_initializer=fc_init(index - 1), name=f"fc{index}")(
-                x
+            fc = keras.layers.Dense(
+                units, kernel_initializer=fc_init(FC_HIDDEN_STDDEV), name=f"fc{index}"
             )
-            x = rectifier(x, f"_fc{index}")
+            x = rectifier(f"_fc{index}")(fc(x))
             if dropout:
                 x = keras.layers.Dropout(
                     dropout, seed=next(layer_seeds), name=f"dropout_fc{index}"
                 )(x)
         fc_index = len(architecture.fc_units) + 1
-        x = keras.layers.Dense(classes, kernel_initializer=fc_init(2), name=f"fc{fc_index}")(x)
+        classifier_init = fc_init(FC_CLASSIFIER_STDDEV)
+        x = keras.layers.Dense(classes, kernel_initializer=classifier_init, name=f"fc{fc_index}")(x)
         # float32 so that the scores are exact under mixed precision too.
         x = keras.layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
     elif pooling == "avg":
