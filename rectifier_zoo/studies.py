@@ -166,7 +166,6 @@ SMOKE_SETTINGS = StudySettings(
 )
 
 
-# ---------------------------------------------------------------------------------------------
 # Statistics at initialization.
 
 
@@ -230,7 +229,6 @@ def scaled_architecture(architecture: Architecture, width: float) -> Architectur
     )
 
 
-# ---------------------------------------------------------------------------------------------
 # Data held in memory.
 
 
@@ -294,7 +292,6 @@ def load_synthetic(
     )
 
 
-# ---------------------------------------------------------------------------------------------
 # Training.
 
 
@@ -389,7 +386,6 @@ def prelu_slopes(model: keras.Model) -> dict[str, float]:
     }
 
 
-# ---------------------------------------------------------------------------------------------
 # Output helpers.
 
 
@@ -433,7 +429,6 @@ def _smooth(values, window: int = 10) -> np.ndarray:
     return np.concatenate([head, np.convolve(values, kernel, mode="valid")])
 
 
-# ---------------------------------------------------------------------------------------------
 # Study 1: initialization.
 
 
@@ -467,9 +462,8 @@ def run_init_study(
     for depth in settings.init_depths:
         statistics[str(depth)], training[str(depth)] = {}, {}
         for init, (conv_initializer, fc_initializer) in INIT_RUNS.items():
-            # No `seed=` for build_model: a seeded initializer draws the same kernel for
-            # every layer of the same shape (Keras 3), which breaks the independence the
-            # variance argument rests on. The global seed makes the runs reproducible.
+            # The global seed (keras.utils.set_random_seed) makes the runs reproducible; every
+            # layer must get its own draw, or the variance argument's independence breaks.
             common = dict(
                 classes=data.num_classes,
                 classifier_activation=None,
@@ -648,9 +642,8 @@ def _write_init_report(summary: dict, settings: StudySettings, path: str) -> Non
         "same rule: `xavier` for Xavier, `msra_fan_in` for both MSRA runs (the paper drew its "
         "fc layers with fixed stds, never with the fan-out form). `msra_fan_out_fc_too` also "
         "draws the fc layers with the fan-out form: with 10 classes that gives fc3 a std of "
-        "sqrt(2/10), and the run shows what that does. Built without `seed=` (a seeded "
-        "initializer gives every same-shaped layer the same kernel); "
-        "`keras.utils.set_random_seed(1)` instead.",
+        "sqrt(2/10), and the run shows what that does. Seeded with "
+        "`keras.utils.set_random_seed(1)`, every layer drawn independently.",
         f"- Statistics: widths x{settings.stats_width:g} of the paper's, "
         f"{settings.stats_image_size}x{settings.stats_image_size} inputs, one batch of "
         f"{settings.stats_batch} standardized synthetic images with random labels, dropout off. "
@@ -783,7 +776,6 @@ def _init_verdicts(summary: dict) -> list[str]:
     return verdicts
 
 
-# ---------------------------------------------------------------------------------------------
 # Study 2: PReLU vs ReLU.
 
 
@@ -802,8 +794,7 @@ def _small_model(variant: str, settings: StudySettings, num_classes: int, seed: 
         kernel_initializer="msra_fan_out",
         fc_initializer="msra_fan_in",
         include_preprocessing=False,
-        # No `seed=`: it would give same-shaped layers the same kernel (see the init study);
-        # the caller sets the global seed.
+        # The caller sets the global seed (keras.utils.set_random_seed).
     )
 
 
@@ -1000,7 +991,6 @@ def _write_prelu_report(summary: dict, settings: StudySettings, path: str) -> No
         f.write("\n".join(lines) + "\n")
 
 
-# ---------------------------------------------------------------------------------------------
 # Study 3: learned slopes.
 
 
@@ -1154,9 +1144,6 @@ def _write_slopes_report(summary: dict, settings: StudySettings, path: str) -> N
     )
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def run_study(
