@@ -1,5 +1,7 @@
 """The builder: names, shapes, paper defaults, counts against Table 3, and its errors."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -250,3 +252,7 @@ def test_paper_counts_of_table_3():
         assert row["params"] == pytest.approx(row["paper_params"], rel=0.005)
     table = format_table(rows)
     assert "| model_c | 22 | 330.6 | 5.346 | 5.30 | 330.6 |" in table
+    # README's model table is the output of `python -m rectifier_zoo.info`, not typed by hand.
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    for line in table.splitlines():
+        assert line in readme, f"README's model table is stale: {line}"
