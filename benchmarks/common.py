@@ -66,3 +66,14 @@ def make_train_step(model, images, labels, jit_compile: bool = False):
         return float(step())
 
     return run
+
+
+def emit_json(result: dict, output: str | None) -> None:
+    """Prints the result as one JSON line (what benchmarks/run.py reads) and writes it to
+    `output` when given."""
+    import json
+
+    print(json.dumps(result))
+    if output:
+        with open(output, "w") as f:
+            json.dump(result, f, indent=2)

@@ -18,7 +18,6 @@ Target (issue 4): dense >= 5x faster than crop by crop.
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import statistics
@@ -29,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from common import emit_json  # noqa: E402
 
 import rectifier_zoo  # noqa: E402
 from rectifier_zoo import data, evaluation, export, imagenet  # noqa: E402
@@ -197,10 +197,7 @@ def main() -> None:
     print(f"{'batch-1 call':<45} {'median ms':>9} {'p99 ms':>8}")
     for name, row in result["latency_batch1"].items():
         print(f"{name:<45} {row['median_ms']:>9.1f} {row['p99_ms']:>8.1f}")
-    print(json.dumps(result))
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(result, f, indent=2)
+    emit_json(result, args.output)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ is the device tool's entry point.
 """
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -22,6 +21,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from common import emit_json  # noqa: E402
 
 import rectifier_zoo  # noqa: E402
 from rectifier_zoo.info import count_multiply_adds  # noqa: E402
@@ -135,10 +135,7 @@ def main() -> None:
             / by_key[("model_a", "relu")]["step_seconds"]
         )
         print(f"Model A PReLU / ReLU step time: {result['prelu_vs_relu']:.3f}")
-    print(json.dumps(result))
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(result, f, indent=2)
+    emit_json(result, args.output)
 
 
 if __name__ == "__main__":

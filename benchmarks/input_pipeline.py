@@ -15,7 +15,6 @@ line; `--output` also writes the JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -29,6 +28,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import emit_json  # noqa: E402
+
 from rectifier_zoo import data  # noqa: E402
 from rectifier_zoo.data import testing  # noqa: E402
 
@@ -190,10 +191,7 @@ def run(num_images: int, repeats: int, output: str | None) -> dict:
         f"targets: fused >= {TARGET_SPEEDUP}x unfused and >= {TARGET_PER_CORE:.0f} images/s/core:"
         f" {'met' if result['targets_met'] else 'NOT met'}"
     )
-    print(json.dumps(result))
-    if output:
-        with open(output, "w") as f:
-            json.dump(result, f, indent=2)
+    emit_json(result, output)
     return result
 
 

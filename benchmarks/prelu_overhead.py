@@ -11,14 +11,13 @@ Targets (issue 2): ours <= 1.05x ReLU, and ours <= keras.layers.PReLU(shared_axe
 """
 
 import argparse
-import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from common import interleaved_medians, machine_info, make_train_step  # noqa: E402
+from common import emit_json, interleaved_medians, machine_info, make_train_step  # noqa: E402
 
 import rectifier_zoo  # noqa: E402
 
@@ -102,10 +101,7 @@ def main() -> None:
         print(f"| {name} | {seconds:.3f} | {seconds / result['step_seconds_median']['relu']:.3f} |")
     verdict = result["ours_vs_relu"] <= 1.05 and result["ours_vs_keras_prelu"] <= 1.0
     print(f"target ours <= 1.05x ReLU and <= keras PReLU: {'met' if verdict else 'MISSED'}")
-    print(json.dumps(result))
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(result, f, indent=2)
+    emit_json(result, args.output)
 
 
 if __name__ == "__main__":

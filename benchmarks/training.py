@@ -14,7 +14,6 @@ Targets (issue 5): Model A >= 0.95x VGG19's achieved FLOP/s in float32.
 """
 
 import argparse
-import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -22,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import interleaved_medians, machine_info, make_train_step  # noqa: E402
+from common import emit_json, interleaved_medians, machine_info, make_train_step  # noqa: E402
 
 import rectifier_zoo  # noqa: E402
 from rectifier_zoo.info import count_multiply_adds  # noqa: E402
@@ -125,10 +124,7 @@ def main() -> None:
         f"{result['model_a_mfu']:.3f}, bf16 {result['model_a_bf16_mfu']:.3f}; "
         f"bf16 speed-up {result['model_a_bf16_speedup']:.2f}x"
     )
-    print(json.dumps(result))
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(result, f, indent=2)
+    emit_json(result, args.output)
 
 
 if __name__ == "__main__":
