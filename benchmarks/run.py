@@ -94,7 +94,7 @@ def summarize(raw: dict, quick: bool) -> dict:
     from common import machine_info
 
     result = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
         "quick": quick,
         "machine": machine_info(),

@@ -31,13 +31,12 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from rectifier_zoo import export
 from rectifier_zoo.data import sources as sources_lib
 from rectifier_zoo.data import transforms
 
 PROTOCOLS = ("center", "ten_view", "dense")
 DEFAULT_DENSE_SCALES = (256, 384, 480)
-CLASS_NAMES_FILE = "class_names.txt"
-METADATA_FILE = "metadata.json"
 _ENDPOINTS = {"center": "predict_images", "ten_view": "predict_images", "dense": "dense"}
 CSV_FIELDS = (
     "model",
@@ -49,6 +48,7 @@ CSV_FIELDS = (
     "top1_error",
     "top5_error",
     "images",
+    "skipped_images",
     "seconds",
     "images_per_second",
     "machine",
@@ -85,16 +85,11 @@ def load_member(path: str, protocol: str, weight: float = 1.0) -> Member:
             f"(it has: {', '.join(sorted(loaded.signatures))}); re-export it with "
             "training/export.py"
         )
-    names_file = os.path.join(path, "assets", CLASS_NAMES_FILE)
-    metadata_file = os.path.join(path, "assets", METADATA_FILE)
-    if not os.path.exists(names_file):
-        raise EvaluationError(f"SavedModel {path} has no assets/{CLASS_NAMES_FILE}")
-    with open(names_file, encoding="utf-8") as f:
-        class_names = [line.rstrip("\n") for line in f if line.strip()]
-    metadata = {}
-    if os.path.exists(metadata_file):
-        with open(metadata_file, encoding="utf-8") as f:
-            metadata = json.load(f)
+    try:
+        class_names = export.read_class_names(path)
+        metadata = export.read_metadata(path)
+    except FileNotFoundError as error:
+        raise EvaluationError(str(error)) from None
     member = Member(path, loaded.signatures[endpoint], class_names, metadata, float(weight))
     member.loaded = loaded  # keeps the variables alive while the signature is used
     return member
@@ -161,13 +156,25 @@ def make_view_dataset(
     scales: Sequence[int],
     crop_size: int,
     batch_size: int,
+    skipped: list[str] | None = None,
 ) -> tf.data.Dataset:
     """Decoded-once views of every image: `(views, labels)`.
 
     `center` / `ten_view`: views [batch, num_views, crop, crop, 3]; `dense`: one image per
-    element, a tuple of one [1, H_s, W_s, 3] image per scale.
+    element, a tuple of one [1, H_s, W_s, 3] image per scale. Truncated files and files that
+    are not images are dropped, and their names appended to `skipped`, as training does.
     """
-    ds = source.read(split, deterministic=True)
+    skipped = [] if skipped is None else skipped
+
+    def record_skip(key):
+        skipped.append(key.numpy().decode("utf-8", errors="replace"))
+        return False
+
+    def decodable(image_bytes, label, key):
+        ok = transforms.looks_decodable(image_bytes)
+        return tf.cond(ok, lambda: ok, lambda: tf.py_function(record_skip, [key], tf.bool))
+
+    ds = source.read(split, deterministic=True).filter(decodable)
 
     def crops(image_bytes, label, key):
         if protocol == "center" and len(scales) == 1:
@@ -193,10 +200,14 @@ def make_view_dataset(
         image = _decode(image_bytes)
         return tuple(resize_shorter_side(image, s)[None] for s in scales), label
 
-    if protocol == "dense":
-        ds = ds.map(pyramid, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    else:
-        ds = ds.map(crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # A file that passes the cheap check and still fails to decode is dropped too; evaluate()
+    # counts it from the difference between listed and scored images.
+    ds = ds.map(
+        pyramid if protocol == "dense" else crops,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    ).ignore_errors()
+    if protocol != "dense":
         ds = ds.batch(batch_size)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -300,7 +311,8 @@ def evaluate(
         )
     try:
         total = source.num_examples(split)
-        ds = make_view_dataset(source, split, protocol, scales, crop_size, batch_size)
+        skipped = []
+        ds = make_view_dataset(source, split, protocol, scales, crop_size, batch_size, skipped)
     except (FileNotFoundError, ValueError) as error:
         message = str(error)
         if "No image files" in message or "no images" in message.lower():
@@ -336,7 +348,13 @@ def evaluate(
     probabilities = [np.concatenate(scores, axis=0) for scores in per_member]
     total_weight = sum(weights)
     ensemble = sum(w * p for w, p in zip(weights, probabilities, strict=True)) / total_weight
+    if max_images is None and total is not None:
+        # Files dropped after the cheap check (they failed to decode) are not in `skipped`.
+        num_skipped = max(total - count, len(skipped))
+    else:
+        num_skipped = len(skipped)
     common = {
+        "skipped_images": num_skipped,
         "protocol": protocol,
         "scales": list(scales),
         "crop_size": crop_size,
@@ -367,7 +385,12 @@ def evaluate(
             "images_per_second": count / max(seconds, 1e-9),
         }
     )
-    return {"rows": rows, "probabilities": ensemble, "labels": labels}
+    return {
+        "rows": rows,
+        "probabilities": ensemble,
+        "labels": labels,
+        "skipped_names": skipped,
+    }
 
 
 class _ProgressBar:
@@ -402,6 +425,9 @@ def format_table(result: dict) -> str:
         )
     first = result["rows"][0]
     lines.append(f"protocol={first['protocol']} scales={first['scales']} crop={first['crop_size']}")
+    if first["skipped_images"]:
+        names = ", ".join(result["skipped_names"][:5])
+        lines.append(f"skipped {first['skipped_images']} undecodable images ({names})")
     return "\n".join(lines)
 
 

@@ -132,8 +132,14 @@ def spp_bins(size, num_bins: int) -> list[tuple]:
     the SPP-net rule (window `ceil(a/n)`, stride `floor(a/n)`) for n = 7, 2, 1; for n = 3 that
     rule gives rows [0,5) [4,9) [8,13) and drops row 13, this one [0,5) [4,10) [9,14).
     `size` may be a Python int or a scalar tensor (unknown spatial size in a TensorFlow graph).
+    The ceiling is written as `(a + n - 1) // n` on non-negative numbers, where floor and
+    truncating division agree: graph converters (tf2onnx, for one) turn `//` into truncation,
+    which would shift the bins of the `-(-a // n)` form.
     """
-    return [((i * size) // num_bins, -((-(i + 1) * size) // num_bins)) for i in range(num_bins)]
+    return [
+        ((i * size) // num_bins, ((i + 1) * size + num_bins - 1) // num_bins)
+        for i in range(num_bins)
+    ]
 
 
 @keras.saving.register_keras_serializable(package="rectifier_zoo")

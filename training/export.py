@@ -1,12 +1,17 @@
-"""Exports a model as a versioned SavedModel for TensorFlow Serving and the evaluator.
+"""Exports a model as a versioned SavedModel (TF Serving, the evaluator), TFLite or ONNX.
 
     python training/export.py --checkpoint_dir=runs/quickstart           # a training run
     python training/export.py --keras_model=model_a.keras --name=model_a
     python training/export.py --model=model_a --weights=model_a.weights.h5 --classes=1000
+    python training/export.py --checkpoint_dir=runs/quickstart --format=tflite \
+        --input_size=64 --output=quickstart.tflite
+    python training/export.py --checkpoint_dir=runs/quickstart --format=onnx --output=q.onnx
 
-Writes `<export_base>/<next integer version>/` (default `exported_models/<name>/`) through a
-temporary folder renamed into place. Class names: --class_names (a file, one name a line), else
-the training run's data set, else the ImageNet names for 1000 classes, else `class_<i>`.
+SavedModel: writes `<export_base>/<next integer version>/` (default `exported_models/<name>/`)
+through a staging folder renamed into place. Class names: --class_names (a file, one name a
+line), else the training run's data set, else the ImageNet names for 1000 classes, else
+`class_<i>`. TFLite and ONNX: the float-image endpoint (RGB 0..255, NHWC, probabilities out) as
+one file, at a fixed --input_size (TFLite: required; ONNX: any size when omitted).
 """
 
 from __future__ import annotations
@@ -35,6 +40,15 @@ flags.DEFINE_integer("crop_size", None, "Test crop; default the run's crop_size 
 flags.DEFINE_integer("eval_resize", None, "Shorter side before the crop; default run's or 256.")
 flags.DEFINE_integer("window_cells", None, "Dense window in conv cells; default from the model.")
 flags.DEFINE_string("metadata", None, "Extra metadata as a JSON object.")
+flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite", "onnx"], "What to write.")
+flags.DEFINE_integer("input_size", None, "tflite / onnx: side of the square float input.")
+flags.DEFINE_string("output", None, "tflite / onnx: the file to write.")
+flags.DEFINE_integer(
+    "max_pixels", None, "SavedModel: largest image (width x height) served; default 50 MP."
+)
+flags.DEFINE_boolean(
+    "jpeg_downscale", True, "SavedModel: decode large JPEGs at a reduced DCT scale."
+)
 
 
 def _fail(message: str) -> None:
@@ -63,10 +77,17 @@ def _class_names(num_classes: int, run_config: dict) -> list[str]:
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     sources = [FLAGS.checkpoint_dir, FLAGS.keras_model, FLAGS.weights]
     if sum(s is not None for s in sources) != 1:
         _fail("pass exactly one of --checkpoint_dir, --keras_model, --weights (with --model)")
+    if FLAGS.format == "saved_model" and (FLAGS.output or FLAGS.input_size):
+        _fail("--output and --input_size are for --format=tflite|onnx; use --export_base")
+    if FLAGS.format != "saved_model" and not FLAGS.output:
+        _fail(f"--format={FLAGS.format} needs --output=FILE")
+    if FLAGS.format == "tflite" and not FLAGS.input_size:
+        _fail("--format=tflite needs --input_size=N (TFLite graphs have a fixed input size)")
     import keras
 
     import rectifier_zoo
@@ -95,7 +116,14 @@ def main(argv):
         extra = json.loads(FLAGS.metadata) if FLAGS.metadata else {}
     except (FileNotFoundError, ValueError, OSError) as error:
         _fail(str(error))
-    num_classes = int(model.output.shape[-1])
+    if FLAGS.format != "saved_model":
+        writer = export.export_tflite if FLAGS.format == "tflite" else export.export_onnx
+        try:
+            print(writer(model, FLAGS.output, input_size=FLAGS.input_size))
+        except ValueError as error:
+            _fail(str(error))
+        return
+    num_classes = int(model.outputs[0].shape[-1])
     metadata = {"source": next(s for s in sources if s is not None)}
     if run_config:
         metadata.update(
@@ -124,6 +152,8 @@ def main(argv):
             crop_size=FLAGS.crop_size or run_config.get("crop_size", 224),
             eval_resize=FLAGS.eval_resize or run_config.get("eval_resize", 256),
             window_cells=FLAGS.window_cells,
+            max_pixels=FLAGS.max_pixels or export.DEFAULT_MAX_PIXELS,
+            jpeg_downscale=FLAGS.jpeg_downscale,
         )
     except ValueError as error:
         _fail(str(error))

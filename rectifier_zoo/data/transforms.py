@@ -47,6 +47,10 @@ class TransformConfig:
             0 turns it off.
         color_jitter: strength j of a random brightness / contrast / saturation change, each a
             factor drawn uniformly in [1 - j, 1 + j]; 0 (default, as in the paper) turns it off.
+        jpeg_downscale: in the evaluation view, decode a JPEG whose shorter side is at least
+            twice `eval_resize` at 1/2, 1/4 or 1/8 scale in the DCT domain (the smallest scale
+            that keeps the shorter side >= `eval_resize`), so a 12 MP photo never exists at
+            full size in memory. The view is then resized from fewer pixels.
     """
 
     crop_size: int = 224
@@ -56,6 +60,7 @@ class TransformConfig:
     flip: bool = True
     pca_lighting: float = 0.1
     color_jitter: float = 0.0
+    jpeg_downscale: bool = True
 
     def __post_init__(self) -> None:
         # Fail at construction, before any graph is traced, with the fix in the message.
@@ -141,7 +146,66 @@ def center_crop_window(image_shape: tf.Tensor, crop_size: int, resize: int) -> t
     return tf.stack([offset_y, offset_x, side, side])
 
 
-def decode_and_crop(image_bytes: tf.Tensor, window_fn) -> tf.Tensor:
+# The scales libjpeg decodes at in the DCT domain (1/1, 1/2, 1/4, 1/8).
+_JPEG_RATIOS = (1, 2, 4, 8)
+
+
+def jpeg_scale_ratio(image_shape: tf.Tensor, min_shorter_side: int) -> tf.Tensor:
+    """The DCT-domain downscaling ratio (1, 2, 4 or 8) for a JPEG of `image_shape`.
+
+    The largest ratio r whose decoded image (ceil(H / r) x ceil(W / r), as libjpeg computes it)
+    keeps a shorter side of at least `min_shorter_side` pixels.
+
+    Args:
+        image_shape: int tensor [H, W, ...] of the encoded image.
+        min_shorter_side: the smallest shorter side the decoded image may have.
+
+    Returns:
+        int32 scalar i, the index of the ratio in (1, 2, 4, 8).
+    """
+    shorter = tf.minimum(tf.cast(image_shape[0], tf.int64), tf.cast(image_shape[1], tf.int64))
+    # floor(shorter / r) >= m implies ceil(shorter / r) >= m; the conditions nest, so their
+    # count is the exponent.
+    fits = [shorter >= ratio * min_shorter_side for ratio in _JPEG_RATIOS[1:]]
+    return tf.add_n([tf.cast(f, tf.int32) for f in fits])
+
+
+def decode_and_crop_jpeg(
+    image_bytes: tf.Tensor, window_fn, downscale_to: int | None = None
+) -> tf.Tensor:
+    """Decodes only a window of a JPEG (raises on other formats; no format check).
+
+    Args:
+        image_bytes: scalar tf.string, an encoded JPEG.
+        window_fn: maps the image shape [H, W, C] to a window [offset_y, offset_x, height, width].
+        downscale_to: None decodes at full scale. Otherwise the JPEG is decoded at the scale
+            `jpeg_scale_ratio` picks for this shorter side, and `window_fn` receives (and its
+            window is in) the downscaled image's shape.
+
+    Returns:
+        uint8 tensor [height, width, 3].
+    """
+    shape = tf.image.extract_jpeg_shape(image_bytes)
+    if downscale_to is None:
+        image = tf.image.decode_and_crop_jpeg(image_bytes, window_fn(shape), channels=3)
+    else:
+
+        def at_ratio(ratio):
+            def decode():
+                # libjpeg's scaled size; decode_and_crop_jpeg's window is in these pixels.
+                scaled = (shape[:2] + ratio - 1) // ratio
+                window = window_fn(tf.concat([scaled, shape[2:]], axis=0))
+                return tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3, ratio=ratio)
+
+            return decode
+
+        index = jpeg_scale_ratio(shape, downscale_to)
+        image = tf.switch_case(index, [at_ratio(r) for r in _JPEG_RATIOS])
+    image.set_shape([None, None, 3])
+    return image
+
+
+def decode_and_crop(image_bytes: tf.Tensor, window_fn, downscale_to: int | None = None):
     """Decodes only a window of an encoded image (fused for JPEG, decode-then-slice otherwise).
 
     JPEGs go through `tf.image.decode_and_crop_jpeg`, which skips the rows and blocks outside the
@@ -151,21 +215,22 @@ def decode_and_crop(image_bytes: tf.Tensor, window_fn) -> tf.Tensor:
     Args:
         image_bytes: scalar tf.string, the encoded file.
         window_fn: maps the image shape [H, W, C] to a window [offset_y, offset_x, height, width].
+        downscale_to: for JPEGs, as in `decode_and_crop_jpeg`.
 
     Returns:
         uint8 tensor [height, width, 3].
     """
-
-    def fused():
-        window = window_fn(tf.image.extract_jpeg_shape(image_bytes))
-        return tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
 
     def fallback():
         image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
         window = window_fn(tf.shape(image))
         return tf.slice(image, [window[0], window[1], 0], [window[2], window[3], 3])
 
-    image = tf.cond(tf.io.is_jpeg(image_bytes), fused, fallback)
+    image = tf.cond(
+        tf.io.is_jpeg(image_bytes),
+        lambda: decode_and_crop_jpeg(image_bytes, window_fn, downscale_to),
+        fallback,
+    )
     image.set_shape([None, None, 3])
     return image
 
@@ -261,22 +326,6 @@ def _decoder(decode: str):
     return {"auto": decode_and_crop, "jpeg": decode_and_crop_jpeg, "full": decode_then_crop}[decode]
 
 
-def decode_and_crop_jpeg(image_bytes: tf.Tensor, window_fn) -> tf.Tensor:
-    """Decodes only a window of a JPEG (raises on other formats; no format check).
-
-    Args:
-        image_bytes: scalar tf.string, an encoded JPEG.
-        window_fn: maps the image shape [H, W, C] to a window [offset_y, offset_x, height, width].
-
-    Returns:
-        uint8 tensor [height, width, 3].
-    """
-    window = window_fn(tf.image.extract_jpeg_shape(image_bytes))
-    image = tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
-    image.set_shape([None, None, 3])
-    return image
-
-
 def train_transform(
     image_bytes: tf.Tensor, seed: tf.Tensor, config: TransformConfig, decode: str = "auto"
 ) -> tf.Tensor:
@@ -321,6 +370,9 @@ def eval_transform(
 ) -> tf.Tensor:
     """The evaluation view: shorter side eval_resize, centre crop_size crop (decoded fused).
 
+    Large JPEGs are decoded at a reduced DCT scale first when `config.jpeg_downscale` (not with
+    `decode="full"`, the unfused reference).
+
     Args:
         image_bytes: scalar tf.string, an encoded JPEG (or PNG / GIF / BMP).
         config: sizes.
@@ -333,8 +385,12 @@ def eval_transform(
     def window_fn(shape):
         return center_crop_window(shape, config.crop_size, config.eval_resize)
 
-    image = _resize(_decoder(decode)(image_bytes, window_fn), config.crop_size)
-    image = tf.clip_by_value(image, 0.0, 255.0)
+    if decode == "full":
+        image = decode_then_crop(image_bytes, window_fn)
+    else:
+        downscale_to = config.eval_resize if config.jpeg_downscale else None
+        image = _decoder(decode)(image_bytes, window_fn, downscale_to)
+    image = tf.clip_by_value(_resize(image, config.crop_size), 0.0, 255.0)
     image.set_shape([config.crop_size, config.crop_size, 3])
     return image
 
@@ -377,3 +433,61 @@ def looks_decodable(image_bytes: tf.Tensor) -> tf.Tensor:
     is_bmp = tf.logical_and(head_is(b"BM"), length > 54)
     ok = tf.reduce_any(tf.stack([is_jpeg, is_png, is_gif, is_bmp]))
     return tf.logical_and(ok, length > 16)
+
+
+def image_size_from_header(image_bytes: tf.Tensor) -> tf.Tensor:
+    """Height and width of an encoded JPEG, PNG, GIF or BMP, read from its header only.
+
+    Nothing is decoded, so a server can refuse a 20000 x 20000 image before it costs gigabytes:
+    JPEG from its SOF marker (`tf.image.extract_jpeg_shape`), PNG from IHDR (big-endian 32-bit),
+    GIF from the logical screen descriptor (little-endian 16-bit), BMP from the DIB header
+    (16-bit for the old 12-byte core header, else signed 32-bit; a negative height means a
+    top-down bitmap).
+
+    Args:
+        image_bytes: scalar tf.string.
+
+    Returns:
+        int64 tensor [2]: (height, width); (-1, -1) when the bytes are none of these formats.
+    """
+    # Short files are padded with zeros so that every field below can be sliced.
+    head = tf.io.decode_raw(
+        tf.strings.substr(image_bytes + tf.constant(b"\x00" * 32), 0, 32), tf.uint8
+    )
+    head = tf.cast(head, tf.int64)
+
+    def starts_with(signature: bytes) -> tf.Tensor:
+        return tf.reduce_all(tf.equal(head[: len(signature)], list(signature)))
+
+    def number(offset: int, size: int, big_endian: bool) -> tf.Tensor:
+        order = range(size) if big_endian else reversed(range(size))
+        value = tf.constant(0, tf.int64)
+        for i in order:
+            value = value * 256 + head[offset + i]
+        return value
+
+    def signed32(value: tf.Tensor) -> tf.Tensor:
+        return tf.where(value >= 2**31, value - 2**32, value)
+
+    def jpeg():
+        return tf.cast(tf.image.extract_jpeg_shape(image_bytes)[:2], tf.int64)
+
+    def png():
+        return tf.stack([number(20, 4, True), number(16, 4, True)])
+
+    def gif():
+        return tf.stack([number(8, 2, False), number(6, 2, False)])
+
+    def bmp():
+        core = tf.equal(number(14, 4, False), 12)
+        width = tf.where(core, number(18, 2, False), signed32(number(18, 4, False)))
+        height = tf.where(core, number(20, 2, False), signed32(number(22, 4, False)))
+        return tf.abs(tf.stack([height, width]))
+
+    branches = [
+        (tf.io.is_jpeg(image_bytes), jpeg),
+        (starts_with(b"\x89PNG\r\n\x1a\n"), png),
+        (starts_with(b"GIF8"), gif),
+        (starts_with(b"BM"), bmp),
+    ]
+    return tf.case(branches, default=lambda: tf.constant([-1, -1], tf.int64), exclusive=False)
