@@ -29,6 +29,8 @@ setup(
         "cuda": ["tensorflow[and-cuda]>=2.16"],
         # The core also runs on the JAX backend (KERAS_BACKEND=jax).
         "jax": ["jax>=0.4.30"],
+        # training/export.py --format=onnx, and the tests that run the file in onnxruntime.
+        "onnx": ["tf2onnx>=1.16", "onnxruntime>=1.17"],
         "test": ["pytest>=8", "ruff>=0.6", "matplotlib"],
         # training/reproduce.py draws its figures with matplotlib.
         "reproduce": ["matplotlib"],
