@@ -214,3 +214,61 @@ def test_looks_decodable_rejects_truncated_and_garbage(photo):
     assert not bool(data.looks_decodable(tf.constant(png[:-20])))
     assert not bool(data.looks_decodable(tf.constant(b"")))
     assert not bool(data.looks_decodable(tf.constant(b"<html>not found</html>" * 4)))
+
+
+def _encoded(image: np.ndarray, fmt: str, **options) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP"])
+def test_image_size_from_header(fmt):
+    image = testing.smooth_image(1, 37, 53)
+    size = data.transforms.image_size_from_header(tf.constant(_encoded(image, fmt)))
+    assert size.numpy().tolist() == [37, 53]
+
+
+def test_image_size_from_header_odd_bmps_and_non_images():
+    import struct
+
+    bmp = bytearray(_encoded(testing.smooth_image(1, 6, 9), "BMP"))
+    bmp[22:26] = struct.pack("<i", -6)  # a top-down bitmap stores a negative height
+    size = data.transforms.image_size_from_header
+    assert size(tf.constant(bytes(bmp))).numpy().tolist() == [6, 9]
+    # OS/2 1.x files: a 12-byte core header with 16-bit width and height.
+    core = b"BM" + bytes(12) + struct.pack("<IHHHH", 12, 9, 6, 1, 24)
+    assert size(tf.constant(core)).numpy().tolist() == [6, 9]
+    for junk in [b"", b"BM", b"not an image at all", b"\x89PN"]:
+        assert size(tf.constant(junk)).numpy().tolist() == [-1, -1]
+
+
+@pytest.mark.parametrize(
+    "shape, ratio", [((500, 700), 1), ((511, 900), 1), ((512, 900), 2), ((1100, 1024), 4),
+                     ((3000, 4000), 8), ((30000, 40000), 8)],
+)  # fmt: skip
+def test_jpeg_scale_ratio_keeps_the_shorter_side(shape, ratio):
+    index = data.transforms.jpeg_scale_ratio(tf.constant([*shape, 3]), 256)
+    assert 2 ** int(index) == ratio
+    assert -(-min(shape) // ratio) >= 256
+
+
+def test_eval_view_of_a_large_jpeg_decoded_at_a_reduced_scale():
+    """On a photo-like (smooth) image the 1/8-scale view matches the full decode's view."""
+    small = testing.smooth_image(2, 44, 57).astype("float32")
+    image = tf.cast(tf.image.resize(small, [700, 900]), tf.uint8).numpy()
+    jpeg = tf.constant(testing.encode_jpeg(image, quality=95))
+    config = data.TransformConfig(crop_size=64, min_scale=64, max_scale=64, eval_resize=80)
+    full = data.transforms.eval_transform(jpeg, config, decode="full").numpy()
+    reduced = data.transforms.eval_transform(jpeg, config).numpy()  # 1/8 scale: 88 x 113 px
+    window = data.transforms.center_crop_window(tf.constant([88, 113, 3]), 64, 80).numpy()
+    scaled = tf.io.decode_jpeg(jpeg, ratio=8)[window[0] :, window[1] :][: window[2], : window[3]]
+    want = tf.image.resize(tf.cast(scaled, tf.float32), [64, 64]).numpy()
+    np.testing.assert_allclose(reduced, np.clip(want, 0, 255), atol=1e-3)  # it took that path
+    # Measured 4.3 of 255: the window's corner is rounded at 1/8 scale (up to 4 full-scale px)
+    # and the DCT scaling filters where the bilinear resize of the full decode aliases.
+    assert np.abs(reduced - full).mean() < 8.0

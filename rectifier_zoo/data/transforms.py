@@ -448,7 +448,8 @@ def image_size_from_header(image_bytes: tf.Tensor) -> tf.Tensor:
         image_bytes: scalar tf.string.
 
     Returns:
-        int64 tensor [2]: (height, width); (-1, -1) when the bytes are none of these formats.
+        int64 tensor [2]: (height, width); (-1, -1) when the bytes are none of these formats
+        or the header is cut short or claims an empty image.
     """
     # Short files are padded with zeros so that every field below can be sliced.
     head = tf.io.decode_raw(
@@ -484,10 +485,14 @@ def image_size_from_header(image_bytes: tf.Tensor) -> tf.Tensor:
         height = tf.where(core, number(20, 2, False), signed32(number(22, 4, False)))
         return tf.abs(tf.stack([height, width]))
 
+    # Each format needs its header up to the size fields.
+    length = tf.strings.length(image_bytes)
     branches = [
         (tf.io.is_jpeg(image_bytes), jpeg),
-        (starts_with(b"\x89PNG\r\n\x1a\n"), png),
-        (starts_with(b"GIF8"), gif),
-        (starts_with(b"BM"), bmp),
+        (tf.logical_and(starts_with(b"\x89PNG\r\n\x1a\n"), length >= 24), png),
+        (tf.logical_and(starts_with(b"GIF8"), length >= 10), gif),
+        (tf.logical_and(starts_with(b"BM"), length >= 26), bmp),
     ]
-    return tf.case(branches, default=lambda: tf.constant([-1, -1], tf.int64), exclusive=False)
+    unknown = tf.constant([-1, -1], tf.int64)
+    size = tf.case(branches, default=lambda: unknown, exclusive=False)
+    return tf.where(tf.reduce_all(size > 0), size, unknown)
