@@ -31,7 +31,8 @@ setup(
         "jax": ["jax>=0.4.30"],
         # training/export.py --format=onnx, and the tests that run the file in onnxruntime.
         "onnx": ["tf2onnx>=1.16", "onnxruntime>=1.17"],
-        "test": ["pytest>=8", "ruff>=0.6", "matplotlib"],
+        # scikit-learn: the handwritten digits, a real data set the training tests write on the fly.
+        "test": ["pytest>=8", "ruff>=0.6", "matplotlib", "scikit-learn"],
         # training/reproduce.py draws its figures with matplotlib.
         "reproduce": ["matplotlib"],
         # keras-cv only for the input-pipeline comparison; the package never imports it.

@@ -227,3 +227,51 @@ def test_synthetic_source_uses_given_folder(tmp_path):
     assert source.name == "synthetic" and source.num_classes == 4
     assert source.num_examples("train") == 16 and source.num_examples("validation") == 8
     assert os.path.exists(tmp_path / "COMPLETE.json")
+
+
+def test_folder_unknown_validation_classes_are_listed_together(tmp_path):
+    root = testing.write_image_folder(tmp_path, ["a", "b"], {"train": 2, "val": 1}, size=(24, 24))
+    testing.write_image_folder(tmp_path, ["x", "y"], {"val": 1}, size=(24, 24))
+    source = data.get_source("folder", root)
+    with pytest.raises(ValueError, match=r"2 class folder\(s\).*'x', 'y'.*Received: data_dir="):
+        source.num_examples("validation")
+
+
+def test_folder_empty_training_class_is_an_error_not_a_class(tmp_path):
+    root = testing.write_image_folder(tmp_path, ["a", "b"], {"train": 2, "val": 1}, size=(24, 24))
+    (tmp_path / "train" / "c").mkdir()
+    (tmp_path / "train" / "c" / "notes.txt").write_text("not an image")
+    source = data.get_source("folder", root)
+    with pytest.raises(ValueError, match=r"hold no image files.*'c'.*Received: data_dir="):
+        source.num_examples("train")
+    # An empty validation folder is only a class without validation images.
+    (tmp_path / "train" / "c" / "c_0.JPEG").write_bytes(testing.encode_jpeg(np.zeros((8, 8, 3))))
+    (tmp_path / "val" / "c").mkdir()
+    assert data.get_source("folder", root).num_examples("validation") == 2
+
+
+def test_check_splits_counts_both_and_needs_one_batch(folder_root):
+    source = data.get_source("folder", folder_root)
+    assert data.check_splits(source, 12) == {"train": 12, "validation": 6}
+    with pytest.raises(ValueError, match=r"fewer than one batch.*Received: batch_size=13"):
+        data.check_splits(source, 13)
+
+
+def test_digits_folder_is_grayscale_jpeg_read_as_rgb(tmp_path):
+    pytest.importorskip("sklearn")
+    root = testing.write_digits_folder(tmp_path, upscale=4)
+    source = data.get_source("folder", root)
+    assert source.class_names == [str(d) for d in range(10)]
+    assert data.check_splits(source, 128) == {"train": 1437, "validation": 360}
+    path = source.files("train")[0][0]
+    with open(path, "rb") as f:
+        assert tf.io.decode_jpeg(f.read()).shape == (32, 32, 1)  # single-channel files
+    config = data.TransformConfig(crop_size=24, min_scale=24, max_scale=32, eval_resize=28)
+    images, labels = next(iter(data.make_dataset(source, "train", True, 8, config=config, seed=0)))
+    assert images.shape == (8, 24, 24, 3) and labels.shape == (8,)
+    # Grey in, grey out: the three channels agree before the (colour) PCA lighting.
+    no_light = data.TransformConfig(
+        crop_size=24, min_scale=24, max_scale=32, eval_resize=28, pca_lighting=0.0
+    )
+    images, _ = next(iter(data.make_dataset(source, "validation", False, 8, config=no_light)))
+    np.testing.assert_allclose(images[..., 0], images[..., 2])

@@ -105,6 +105,38 @@ def _shard_and_shuffle(
     return ds
 
 
+def _names(names: list[str], shown: int = 5) -> str:
+    listed = ", ".join(repr(n) for n in names[:shown])
+    return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def check_splits(source: Source, global_batch_size: int) -> dict[str, int]:
+    """Lists both splits once, so that data errors come before the first training step.
+
+    Folder sources then have checked their class lists (every validation class is a training
+    class; no empty training class); every source has counted its examples.
+
+    Args:
+        source: the data set.
+        global_batch_size: the training batch; the training split must fill one.
+
+    Returns:
+        {"train": n, "validation": m}.
+
+    Raises:
+        ValueError / FileNotFoundError: naming the data set and what is wrong with it.
+    """
+    counts = {split: source.num_examples(split) for split in SPLITS}
+    if counts["train"] < global_batch_size:
+        raise ValueError(
+            f"The training split has {counts['train']} images, fewer than one batch: use a "
+            f"batch_size of at most {counts['train']}. Received: batch_size={global_batch_size}"
+        )
+    if counts["validation"] < 1:
+        raise ValueError(f"The {source.name} data set has no validation images.")
+    return counts
+
+
 class FolderSource(Source):
     """ImageNet-style folders: `<root>/train/<class>/*.JPEG`, `<root>/val/<class>/*.JPEG`.
 
@@ -158,22 +190,41 @@ class FolderSource(Source):
                     f"{self.root!r}. "
                     f"Expected <root>/{_FOLDER_SPLIT_NAMES[split][0]}/<class>/*.JPEG."
                 )
-            paths, labels = [], []
+            paths, labels, unknown, empty = [], [], [], []
             for entry in sorted(os.scandir(split_dir), key=lambda e: e.name):
                 if not entry.is_dir():
                     continue
                 if entry.name not in self._label_of:
-                    raise ValueError(
-                        f"Class folder {entry.path!r} is not among the training classes "
-                        f"({self.num_classes} folders in {self._split_dir('train')!r})."
-                    )
-                for file_name in sorted(os.listdir(entry.path)):
-                    if file_name.lower().endswith(_IMAGE_EXTENSIONS):
-                        paths.append(os.path.join(entry.path, file_name))
-                        labels.append(self._label_of[entry.name])
+                    unknown.append(entry.name)
+                    continue
+                images = [
+                    name
+                    for name in sorted(os.listdir(entry.path))
+                    if name.lower().endswith(_IMAGE_EXTENSIONS)
+                ]
+                if not images:
+                    empty.append(entry.name)
+                for file_name in images:
+                    paths.append(os.path.join(entry.path, file_name))
+                    labels.append(self._label_of[entry.name])
+            if unknown:
+                # All of them at once: the data set is fixed in one go, not one rerun per class.
+                raise ValueError(
+                    f"{len(unknown)} class folder(s) of {split_dir!r} are not among the "
+                    f"{self.num_classes} training classes of {self._split_dir('train')!r}: "
+                    f"{_names(unknown)}. Received: data_dir={self.root!r}"
+                )
             if not paths:
                 raise FileNotFoundError(
                     f"No image files (*.JPEG, *.jpg, *.png) in the class folders of {split_dir!r}."
+                )
+            if empty and split == "train":
+                # The folder would still be a class (a label, an output of the model) without a
+                # single example to learn it from.
+                raise ValueError(
+                    f"{len(empty)} training class folder(s) of {split_dir!r} hold no image files "
+                    f"(*.JPEG, *.jpg, *.png, *.gif, *.bmp): {_names(empty)}. Remove them or add "
+                    f"images. Received: data_dir={self.root!r}"
                 )
             self._files[split] = (paths, labels)
         return self._files[split]

@@ -234,3 +234,51 @@ def write_fake_ilsvrc2012_tars(
             image = encode_jpeg(smooth_image(50_000 + k, *size))
             _add_to_tar(tar, f"ILSVRC2012_val_{k:08d}.JPEG", image)
     return {"train": train_path, "validation": val_path}
+
+
+def write_digits_folder(
+    root: str | os.PathLike,
+    upscale: int = 12,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+) -> str:
+    """scikit-learn's handwritten digits as ImageNet-style folders of grayscale JPEGs.
+
+    A real (if small) data set for tests: 1,797 8x8 scans of 10 digits, the 0..16 ink levels
+    stretched to 0..255 and upscaled `upscale` times (bilinear), split by class proportion into
+    `<root>/train/<digit>/` (1,437 images) and `<root>/val/<digit>/` (360 images). The JPEGs are
+    single-channel, like many scanned or medical sets, so readers must expand them to RGB.
+    Needs scikit-learn (a test dependency, not a dependency of the package).
+
+    Args:
+        root: the data set folder.
+        upscale: pixels per digit pixel (12: 96x96 images).
+        validation_fraction: share of each class written to `val`.
+        seed: the split's seed.
+
+    Returns:
+        root as a string.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    root = os.fspath(root)
+    digits = load_digits()
+    train_idx, val_idx = train_test_split(
+        np.arange(len(digits.target)),
+        test_size=validation_fraction,
+        stratify=digits.target,
+        random_state=seed,
+    )
+    size = 8 * upscale
+    for split, indices in (("train", train_idx), ("val", val_idx)):
+        for index in sorted(indices):
+            label = int(digits.target[index])
+            folder = os.path.join(root, split, str(label))
+            os.makedirs(folder, exist_ok=True)
+            ink = digits.images[index][..., None] * (255.0 / 16.0)
+            image = tf.image.resize(ink, [size, size], method="bilinear").numpy()
+            pixels = np.clip(np.round(image), 0, 255).astype(np.uint8)
+            with open(os.path.join(folder, f"{index:04d}.jpg"), "wb") as f:
+                f.write(encode_jpeg(pixels))
+    return root
