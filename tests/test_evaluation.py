@@ -229,3 +229,23 @@ def test_trained_on_synthetic_then_exported_scores_what_training_reported(tmp_pa
     assert row["images"] == summary["val_examples"]
     assert row["top1_error"] == pytest.approx(summary["val_top1_error"])
     assert row["top5_error"] == pytest.approx(summary["val_top5_error"])
+
+
+@pytest.mark.parametrize("protocol", ["center", "dense"])
+def test_truncated_and_non_image_files_are_skipped_and_counted(exported, tmp_path, protocol):
+    root = tmp_path / "folder"
+    testing.write_image_folder(root, CLASSES, {"train": 1, "val": 3}, size=(70, 90))
+    files = sorted(str(p) for p in (root / "val").rglob("*") if p.is_file())
+    with open(files[0], "rb") as f:
+        head = f.read()[:300]
+    with open(files[0], "wb") as f:
+        f.write(head)  # a download cut short
+    with open(files[4], "wb") as f:
+        f.write(b"<html>404 Not Found</html>")  # saved with an image's name
+    source = data.get_source("folder", str(root))
+    result = evaluation.evaluate([exported], source, protocol=protocol, progress=False)
+    row = result["rows"][-1]
+    assert row["images"] == len(files) - 2
+    assert row["skipped_images"] == 2
+    assert sorted(result["skipped_names"]) == sorted([files[0], files[4]])
+    assert "skipped 2 undecodable images" in evaluation.format_table(result)

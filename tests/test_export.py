@@ -7,6 +7,7 @@ onnxruntime.
 """
 
 import base64
+import importlib.util
 import io
 import json
 import os
@@ -530,3 +531,53 @@ def test_stale_staging_folders_are_removed(model, tmp_path):
     export.export_model(model, base, class_names=CLASSES, crop_size=CROP, eval_resize=RESIZE)
     assert not crashed.exists()
     assert live.exists()  # a running export's folder is left alone
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _export_cli(*flags):
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "training", "export.py"), *flags],
+        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # fmt: skip
+
+
+def test_export_cli_writes_tflite_and_onnx(model, tmp_path):
+    weights = str(tmp_path / "tiny.weights.h5")
+    model.save_weights(weights)
+    source = [f"--weights={weights}", "--model=model_tiny", f"--classes={len(CLASSES)}"]
+    images = _images(13, shape=(1, 72, 72))
+    want = model(images).numpy()
+    done = _export_cli(*source, "--format=tflite", "--input_size=72", f"--output={tmp_path}/t")
+    assert done.returncode == 0, done.stderr[-2000:]
+    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "t"))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    if importlib.util.find_spec("tf2onnx") and importlib.util.find_spec("onnxruntime"):
+        done = _export_cli(*source, "--format=onnx", f"--output={tmp_path}/o.onnx")
+        assert done.returncode == 0, done.stderr[-2000:]
+        (got,) = _onnx_session(tmp_path / "o.onnx").run(None, {"images:0": images})
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--format=tflite", "--output=x.tflite"], "--format=tflite needs --input_size"),
+        (["--format=onnx"], "--format=onnx needs --output"),
+        (["--input_size=64"], "--output and --input_size are for --format=tflite|onnx"),
+        (["--format=tflite", "--input_size=4", "--output=x.tflite"], "too small"),
+    ],
+)
+def test_export_cli_bad_flags_are_one_line(model, tmp_path, flags, message):
+    weights = str(tmp_path / "tiny.weights.h5")
+    model.save_weights(weights)
+    done = _export_cli(f"--weights={weights}", "--model=model_tiny", "--classes=4", *flags)
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "x.tflite").exists() and not os.path.exists("x.tflite")
