@@ -33,7 +33,7 @@ BENCHMARKS = {
     "prelu_overhead": ([], ["--quick"]),
     "training": ([], ["--quick"]),
     "input_pipeline": ([], ["--images", "32", "--repeats", "5"]),
-    "evaluation": ([], ["--images", "2", "--latency_repeats", "20"]),
+    "evaluation": ([], ["--images", "2", "--latency_repeats", "20", "--large_repeats", "3"]),
 }
 
 # (key, how to read it from the benchmarks' raw JSON, target description, test or None)
@@ -59,6 +59,13 @@ KEYS = [
      ("evaluation", "latency_batch1", "serving_default(jpeg bytes)", "median_ms"), "-", None),
     ("serving.latency_ms_p99",
      ("evaluation", "latency_batch1", "serving_default(jpeg bytes)", "p99_ms"), "-", None),
+    ("serving.large_jpeg_vs_decode",
+     ("evaluation", "large_jpeg", "vs_decode", "serving_default, model_tiny"), "<= 0.6",
+     lambda v: v <= 0.6),
+    ("serving.refuse_20000px_jpeg_s", ("evaluation", "refuse_20000px_jpeg", "seconds"), "-",
+     None),
+    ("serving.refuse_20000px_jpeg_rss_mb",
+     ("evaluation", "refuse_20000px_jpeg", "max_rss_growth_mb"), "-", None),
 ]  # fmt: skip
 
 

@@ -18,6 +18,8 @@ RAW = {
     "evaluation": {"dense_vs_crops": {"speedup": 30.0},
                    "latency_batch1": {"serving_default(jpeg bytes)": {"median_ms": 11.0,
                                                                       "p99_ms": 17.0}},
+                   "large_jpeg": {"vs_decode": {"serving_default, model_tiny": 0.4}},
+                   "refuse_20000px_jpeg": {"seconds": 0.05, "max_rss_growth_mb": 60.0},
                    "command": "python benchmarks/evaluation.py"},
 }  # fmt: skip
 
@@ -32,6 +34,7 @@ def test_summary_has_every_documented_key_and_honest_verdicts():
     assert verdicts["training.model_a_vs_vgg19_flops"] is False  # 0.9 < 0.95: reported, not hidden
     assert verdicts["input_pipeline.fused_vs_unfused"] is False
     assert verdicts["serving.latency_ms_p50"] is None
+    assert verdicts["serving.large_jpeg_vs_decode"] is True
     assert {"cpu", "cores", "keras", "backend"} <= set(result["machine"])
 
 
