@@ -93,12 +93,17 @@ def _servable(model) -> tuple[keras.Model, bool]:
             f"include_top=True). Received: model {model.name!r} ending at its SPP layer"
         )
     last = model.layers[-1]
-    activation = keras.activations.serialize(getattr(last, "activation", None) or "linear")
+    if isinstance(last, keras.layers.Softmax):
+        activation = "softmax"
+    else:
+        # Dense and Activation layers say what they apply; any other last layer does not.
+        function = getattr(last, "activation", "unknown")
+        activation = getattr(function, "__name__", str(function))
     if activation not in ("softmax", "linear"):
         raise ValueError(
             "Export serves softmax probabilities; the model's output must be a softmax or logits "
-            f"(classifier_activation='softmax' or None). Received: {activation!r} "
-            f"on layer {last.name!r}"
+            "(classifier_activation='softmax' or None, from a Dense, Activation or Softmax "
+            f"layer). Received: {activation!r} on layer {last.name!r} ({type(last).__name__})"
         )
     return model, activation == "linear"
 

@@ -483,7 +483,8 @@ def test_sequential_models_export(tmp_path):
             keras.Input((None, None, 3)),
             keras.layers.Conv2D(4, 3, activation="relu"),
             rectifier_zoo.SpatialPyramidPooling((2, 1), name="spp"),
-            keras.layers.Dense(2, activation="softmax"),
+            keras.layers.Dense(2),
+            keras.layers.Softmax(),  # already probabilities: no second softmax
         ]
     )
     path = export.export_model(net, tmp_path / "seq", class_names=["a", "b"], crop_size=32,
@@ -581,3 +582,23 @@ def test_export_cli_bad_flags_are_one_line(model, tmp_path, flags, message):
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "x.tflite").exists() and not os.path.exists("x.tflite")
+
+
+@pytest.mark.slow
+def test_model_a_at_224_in_tflite_and_onnx(tmp_path):
+    """The paper's Model A (178M parameters) at 224: its 14x14 map takes the uneven 3x3 bins."""
+    model_a = rectifier_zoo.model_a(seed=0)
+    images = _images(14, shape=(1, 224, 224))
+    want = model_a(images).numpy()
+    interpreter = tf.lite.Interpreter(
+        model_path=export.export_tflite(model_a, tmp_path / "a.tflite", input_size=224)
+    )
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    if importlib.util.find_spec("tf2onnx") and importlib.util.find_spec("onnxruntime"):
+        session = _onnx_session(export.export_onnx(model_a, tmp_path / "a.onnx", input_size=224))
+        (got,) = session.run(None, {"images:0": images})
+        np.testing.assert_allclose(got, want, atol=1e-5)
