@@ -22,6 +22,7 @@ from rectifier_zoo.models import (
     model_tiny,
     weight_decay_exclusions,
 )
+from rectifier_zoo.optimizers import CaffeSGD
 from rectifier_zoo.weights import register_weights
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ARCHITECTURES",
     "Architecture",
+    "CaffeSGD",
     "ConvStage",
     "IMAGENET_MEAN_RGB",
     "MSRANormal",
