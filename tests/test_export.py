@@ -296,21 +296,25 @@ def test_tfsm_layer_loads_each_endpoint(exported, model):
 UNEVEN_SIZES = (72, 80)
 
 
+def _run_tflite(path, images: np.ndarray) -> np.ndarray:
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert not any(name.startswith("Flex") for name in ops), ops  # builtin ops only
+    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
 @pytest.mark.parametrize("size", UNEVEN_SIZES)
 def test_tflite_matches_predict_images(exported, model, tmp_path, size):
     path = export.export_tflite(model, tmp_path / "tiny.tflite", input_size=size)
-    interpreter = tf.lite.Interpreter(model_path=path)
-    image = interpreter.get_input_details()[0]
-    assert list(image["shape"]) == [1, size, size, 3]
-    ops = {op["op_name"] for op in interpreter._get_ops_details()}
-    assert not any(name.startswith("Flex") for name in ops), ops  # builtin ops only
-    interpreter.allocate_tensors()
-    images = _images(10, shape=(1, size, size))
-    interpreter.set_tensor(image["index"], images)
-    interpreter.invoke()
-    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    shape = tf.lite.Interpreter(model_path=path).get_input_details()[0]["shape"]
+    assert list(shape) == [1, size, size, 3]
+    images = _images(10, shape=(2, size, size))
     want = tf.saved_model.load(exported).signatures["predict_images"](images=images)
-    np.testing.assert_allclose(got, want["probabilities"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(_run_tflite(path, images), want["probabilities"].numpy(), atol=1e-5)
 
 
 def _onnx_session(path):
@@ -552,12 +556,7 @@ def test_export_cli_writes_tflite_and_onnx(model, tmp_path):
     want = model(images).numpy()
     done = _export_cli(*source, "--format=tflite", "--input_size=72", f"--output={tmp_path}/t")
     assert done.returncode == 0, done.stderr[-2000:]
-    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "t"))
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
-    interpreter.invoke()
-    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(_run_tflite(tmp_path / "t", images), want, atol=1e-5)
     if importlib.util.find_spec("tf2onnx") and importlib.util.find_spec("onnxruntime"):
         done = _export_cli(*source, "--format=onnx", f"--output={tmp_path}/o.onnx")
         assert done.returncode == 0, done.stderr[-2000:]
@@ -590,14 +589,8 @@ def test_model_a_at_224_in_tflite_and_onnx(tmp_path):
     model_a = rectifier_zoo.model_a(seed=0)
     images = _images(14, shape=(1, 224, 224))
     want = model_a(images).numpy()
-    interpreter = tf.lite.Interpreter(
-        model_path=export.export_tflite(model_a, tmp_path / "a.tflite", input_size=224)
-    )
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
-    interpreter.invoke()
-    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    np.testing.assert_allclose(got, want, atol=1e-5)
+    path = export.export_tflite(model_a, tmp_path / "a.tflite", input_size=224)
+    np.testing.assert_allclose(_run_tflite(path, images), want, atol=1e-5)
     if importlib.util.find_spec("tf2onnx") and importlib.util.find_spec("onnxruntime"):
         session = _onnx_session(export.export_onnx(model_a, tmp_path / "a.onnx", input_size=224))
         (got,) = session.run(None, {"images:0": images})
