@@ -61,6 +61,9 @@ class Architecture:
         reference: where in the paper it comes from.
         paper_multiply_adds: the paper's complexity figure at 224x224 (conv + fc), if it gives one.
         paper_params: the parameter count of the paper's table (PAPER.md), if known.
+        input_std: the mean-subtracted pixels are divided by it in the graph. 1 (the paper's
+            models): raw 0..255 minus the mean, which the paper's fixed fc stds are tuned for.
+            Nets trained with MSRA-initialized fc layers need inputs of about unit scale.
     """
 
     name: str
@@ -70,6 +73,7 @@ class Architecture:
     reference: str
     paper_multiply_adds: float | None = None
     paper_params: float | None = None
+    input_std: float = 1.0
 
     @property
     def depth(self) -> int:

@@ -128,7 +128,7 @@ def build_model(
         x = keras.layers.Normalization(
             axis=channel_axis,
             mean=IMAGENET_MEAN_RGB,
-            variance=[1.0, 1.0, 1.0],
+            variance=[float(architecture.input_std) ** 2] * 3,
             dtype="float32",
             name="mean_subtraction",
         )(x)
