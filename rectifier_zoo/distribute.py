@@ -111,3 +111,12 @@ def worker_id(strategy: tf.distribute.Strategy) -> str:
     if resolver is None or resolver.task_type is None:
         return "chief"
     return f"{resolver.task_type}_{resolver.task_id}"
+
+
+def num_workers(strategy: tf.distribute.Strategy) -> int:
+    """The number of processes training together (1 unless multi-worker with a cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return 1
+    cluster = resolver.cluster_spec().as_dict()
+    return max(1, len(cluster.get("worker", ())) + len(cluster.get("chief", ())))

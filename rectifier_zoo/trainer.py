@@ -6,7 +6,7 @@
 One custom loop serves every strategy (one device, `MirroredStrategy`,
 `MultiWorkerMirroredStrategy`, `TPUStrategy`): `distribute_datasets_from_function` feeds
 per-replica batches, `strategy.run(step)` runs inside a `tf.function`. Keras 3 `model.fit` is not
-used because it fails under `MultiWorkerMirroredStrategy` (DESIGN.md).
+used because it fails under `MultiWorkerMirroredStrategy`.
 
 Choices, and why:
 
@@ -35,6 +35,17 @@ Choices, and why:
   total number of steps. The input iterator is not checkpointed: the training data restart at the
   beginning of a freshly shuffled pass (seeded runs use `seed + epoch`), so a resumed run sees
   the same number of batches, but not exactly the same batches, as an uninterrupted one.
+  Before anything is written the new configuration is compared with the stored `config.json`:
+  a change of `RESUME_FIXED_FIELDS` (model, activation, batch size, precision, ...) or of the
+  class list is refused with a message naming each; other changes (more steps, a new learning
+  rate) are taken and recorded in the `history` list of `config.json`, one entry per start.
+  `config.json` is rewritten only after the checkpoint restored.
+- Stop signals: SIGTERM (preemption, schedulers) and SIGINT set a flag; the loop saves a
+  checkpoint after the step in flight and raises `TrainingInterrupted` (exit code 128 + signal).
+  Under multi-worker the flag is summed over the workers inside each step's all-reduce, so every
+  worker stops and saves at the same step. A validation pass in flight is abandoned.
+- Data: both splits are listed and counted before the run folder is created
+  (`rectifier_zoo.data.check_splits`), so a bad data set fails before anything is written.
 - Validation: the whole validation split (no `drop_remainder`); partial and empty batches are
   counted by their real size, so the error is over every image exactly once.
 - Export: `rectifier_zoo.export.export_model` (the full SavedModel contract: JPEG/PNG bytes,
@@ -49,17 +60,18 @@ import json
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import uuid
 
 import keras
 import tensorflow as tf
-from absl import logging
 from tensorflow.core.framework import summary_pb2
 
 from rectifier_zoo import data as data_lib
-from rectifier_zoo import distribute
+from rectifier_zoo import distribute, initializers
 from rectifier_zoo import export as export_lib
 from rectifier_zoo.architectures import Architecture
 from rectifier_zoo.layers import PReLU
@@ -89,6 +101,8 @@ class TrainConfig:
         activation: "prelu" or "relu".
         channel_shared: one PReLU slope per layer instead of one per channel.
         kernel_initializer: conv initializer ("msra_fan_out", "msra_fan_in", "xavier", ...).
+        fc_initializer: fc initializer by name; None: the paper's fixed stds 0.01 / 0.01 / 0.001,
+            which suit only the paper's raw (mean-subtracted 0..255) inputs.
         dropout: dropout after fc1 and fc2 (Sec. 5: 0.5).
         dataset: a source of `rectifier_zoo.data.SOURCES`.
         data_dir: where the data set lives (see `rectifier_zoo.data.get_source`).
@@ -127,6 +141,7 @@ class TrainConfig:
     activation: str = "prelu"
     channel_shared: bool = False
     kernel_initializer: str = "msra_fan_out"
+    fc_initializer: str | None = None
     dropout: float = 0.5
     dataset: str = "synthetic"
     data_dir: str | None = None
@@ -180,22 +195,36 @@ class TrainConfig:
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{field} must be a positive integer. Received: {field}={value!r}")
-        if self.train_steps is not None and self.train_steps < 1:
-            raise ValueError(f"train_steps must be >= 1. Received: train_steps={self.train_steps}")
-        if self.train_steps is None and not self.epochs > 0:
-            raise ValueError(f"epochs must be > 0. Received: epochs={self.epochs}")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(
-                f"steps_per_epoch must be >= 1. Received: steps_per_epoch={self.steps_per_epoch}"
+        for field in ("plateau_patience", "eval_every_epochs", "max_lr_drops"):
+            value = getattr(self, field)
+            minimum = 1 if field == "plateau_patience" else 0
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(
+                    f"{field} must be an integer >= {minimum}. Received: {field}={value!r}"
+                )
+        for field in ("train_steps", "steps_per_epoch"):
+            value = getattr(self, field)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            ):
+                raise ValueError(f"{field} must be >= 1 or None. Received: {field}={value!r}")
+        # Finite numbers only: inf and nan pass `x > 0`-style checks and fail many steps later.
+        if self.train_steps is None:
+            _check_number("epochs", self.epochs, low=0.0, low_inclusive=False)
+        _check_number("learning_rate", self.learning_rate, low=0.0, low_inclusive=False)
+        _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_number("momentum", self.momentum, low=0.0, high=1.0)
+        _check_number("dropout", self.dropout, low=0.0, high=1.0)
+        _check_number("warmup_epochs", self.warmup_epochs, low=0.0)
+        for boundary in self.lr_boundaries:
+            _check_number("lr_boundaries", boundary, low=0.0, shown=self.lr_boundaries)
+        if self.architecture is not None:
+            _check_number(
+                "architecture.input_std", self.architecture.input_std, low=0.0, low_inclusive=False
             )
-        if not self.learning_rate > 0:
-            raise ValueError(
-                f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}"
-            )
-        if self.weight_decay < 0:
-            raise ValueError(
-                f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}"
-            )
+        initializers.get(self.kernel_initializer)
+        if self.fc_initializer is not None:
+            initializers.get(self.fc_initializer)
         self.transform_config()  # validates the sizes
 
     def transform_config(self) -> data_lib.TransformConfig:
@@ -222,13 +251,46 @@ def _check_choice(field: str, value, choices) -> None:
         )
 
 
+def _check_number(field, value, low=None, high=None, low_inclusive=True, shown=None) -> None:
+    """A finite real number in [low, high) (or (low, high) without `low_inclusive`)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value >= low if low_inclusive else value > low
+    if ok and high is not None:
+        ok = value < high
+    if not ok:
+        bounds = (
+            f"{'[' if low_inclusive else '('}{'-inf' if low is None else low}, "
+            f"{'inf' if high is None else high})"
+        )
+        raise ValueError(
+            f"{field} must be a finite number in {bounds}. "
+            f"Received: {field}={value if shown is None else shown!r}"
+        )
+
+
 def _check_writable(folder: str, what: str) -> None:
+    """The folder, or the nearest existing folder above it, is writable; creates nothing."""
+    existing = folder
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    problem = None
+    if not os.path.isdir(existing):
+        problem = f"{existing!r} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing!r} is not writable"
+    if problem:
+        raise ValueError(
+            f"{what} must be a writable folder ({problem}). Received: {what}={folder!r}"
+        )
+
+
+def _make_folder(folder: str, what: str) -> None:
     try:
         os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, f".write-test-{uuid.uuid4().hex}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
     except OSError as error:
         raise ValueError(
             f"{what} must be a writable folder ({error.strerror}). Received: {what}={folder!r}"
@@ -249,6 +311,7 @@ def _build_model(config: TrainConfig, num_classes: int) -> keras.Model:
         activation=config.activation,
         channel_shared=config.channel_shared,
         kernel_initializer=config.kernel_initializer,
+        fc_initializer=config.fc_initializer,
         dropout=config.dropout,
         seed=config.seed,
     )
@@ -323,8 +386,165 @@ def _mean_slopes(model: keras.Model) -> dict[str, float]:
     }
 
 
+# Fields a resume must keep: they fix the shapes and meaning of the checkpointed weights, or what
+# one step is (the schedule counts steps). Every other field may change and is recorded.
+RESUME_FIXED_FIELDS = (
+    "model",
+    "architecture",
+    "activation",
+    "channel_shared",
+    "kernel_initializer",
+    "fc_initializer",
+    "batch_size",
+    "precision",
+)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class TrainingInterrupted(Exception):
+    """Raised by `train` when a stop signal ended it; the checkpoint at `step` is saved.
+
+    Attributes:
+        signal_name: "SIGTERM", "SIGINT", or "a stop signal on another worker".
+        step: the step of the saved checkpoint (the run resumes from it).
+        total_steps: the run's total.
+        checkpoint: the saved checkpoint's path.
+        exit_code: 128 + the signal number, the shell's code for a process ended by it.
+    """
+
+    def __init__(self, signal_name, signum, step, total_steps, checkpoint):
+        self.signal_name = signal_name
+        self.step = step
+        self.total_steps = total_steps
+        self.checkpoint = checkpoint
+        self.exit_code = 128 + signum
+        super().__init__(
+            f"Stopped by {signal_name} at step {step} of {total_steps}; checkpoint {checkpoint}. "
+            "Run the same command again to resume."
+        )
+
+
+class _StopSignals:
+    """SIGTERM / SIGINT become a request that the loop honours at the next step boundary.
+
+    A preempted VM or a cluster scheduler sends SIGTERM and kills the process some seconds
+    later; the default action would lose every step since the last checkpoint. The first signal
+    only sets `signum` (the step in flight finishes, a checkpoint is saved); the handlers in place
+    before are restored at once, so a second signal stops the process the usual way. Signal
+    handlers can only be set from the main thread; elsewhere this does nothing.
+    """
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        self._restore()
+        # os.write: print() from a handler can hit a half-written stdout buffer.
+        os.write(
+            2,
+            f"\n{signal.Signals(signum).name} received: saving a checkpoint after the current "
+            "step, then stopping (send it again to stop at once).\n".encode(),
+        )
+
+    def _restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def __exit__(self, *exc):
+        self._restore()
+
+    @property
+    def requested(self) -> float:
+        return 0.0 if self.signum is None else 1.0
+
+
+def _normalized(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _read_stored_run(model_dir: str) -> dict | None:
+    """The stored config.json of a run with a checkpoint in `model_dir`; None for a fresh run."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")):
+        return None
+    if not os.path.exists(path):
+        raise ValueError(
+            f"model_dir holds checkpoints but no {CONFIG_FILE}, so a resume cannot be checked "
+            f"against the run that wrote them. Use another model_dir. Received: model_dir="
+            f"{model_dir!r}"
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"Cannot read {path!r} ({error}); use another model_dir. Received: model_dir="
+            f"{model_dir!r}"
+        ) from None
+
+
+def _brief(value) -> str:
+    if isinstance(value, dict) and "name" in value:  # an architecture: its name says enough
+        return repr(value["name"])
+    if isinstance(value, list) and len(value) > 4:
+        return f"{len(value)} [{', '.join(map(repr, value[:3]))}, ...]"
+    return repr(value)
+
+
+def resume_changes(config: TrainConfig, class_names: list[str], stored: dict) -> dict:
+    """The differences between a stored run and `config`; raises on those a resume cannot take.
+
+    Args:
+        config: the new configuration.
+        class_names: the new data set's classes, in label order.
+        stored: the run's config.json.
+
+    Returns:
+        {field: {"stored": old, "new": new}} for each compatible change (recorded in the run).
+
+    Raises:
+        ValueError: naming every field of `RESUME_FIXED_FIELDS`, and the class list, that differ.
+    """
+    new = _normalized({**config.to_dict(), "class_names": list(class_names)})
+    defaults = _normalized(TrainConfig().to_dict())
+    changes = {}
+    for field, value in new.items():
+        if field == "model_dir":  # the folder itself; relative or absolute spellings differ
+            continue
+        # Runs written before a field existed had its default.
+        old = stored.get(field, defaults.get(field))
+        if field == "class_names" and old is None:
+            continue
+        if old != value:
+            changes[field] = {"stored": old, "new": value}
+    refused = [f for f in (*RESUME_FIXED_FIELDS, "class_names") if f in changes]
+    if refused:
+        details = ", ".join(
+            f"{f} (stored {_brief(changes[f]['stored'])}, received {_brief(changes[f]['new'])})"
+            for f in refused
+        )
+        raise ValueError(
+            f"model_dir holds a run that this configuration cannot resume: {details}. Use another "
+            f"model_dir, or the stored values. Received: model_dir={config.model_dir!r}"
+        )
+    return changes
+
+
 def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> dict:
     """Trains, validates, checkpoints and exports; returns (and writes) the summary.
+
+    Everything that can be checked is checked before anything is written: the configuration,
+    both data splits (class lists, empty classes, image counts), the run folder, and on a resume
+    the stored configuration (`resume_changes`) and the checkpoint itself.
 
     Args:
         config: the run.
@@ -332,9 +552,16 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
 
     Returns:
         The summary dict, also written as `summary.json` into `model_dir`.
+
+    Raises:
+        ValueError: a bad configuration, data set or run folder (nothing written).
+        TrainingInterrupted: SIGTERM or SIGINT stopped the run after saving a checkpoint.
+        FloatingPointError: the loss became nan or inf.
     """
     config.validate()
     start_time = time.time()
+    source = data_lib.get_source(config.dataset, config.data_dir)
+    counts = data_lib.check_splits(source, config.batch_size)
     strategy = strategy or distribute.get_strategy(config.strategy)
     num_replicas = strategy.num_replicas_in_sync
     if config.batch_size % num_replicas:
@@ -346,40 +573,70 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
     model_dir = os.path.abspath(config.model_dir)
     if chief:
         _check_writable(model_dir, "model_dir")
+    # Non-chief workers check the chief's folder too (shared storage), so all of them refuse.
+    stored = _read_stored_run(model_dir)
+    changes = resume_changes(config, source.class_names, stored) if stored else {}
+
+    steps_per_epoch = config.steps_per_epoch or max(counts["train"] // config.batch_size, 1)
+    total_steps = config.train_steps or math.ceil(config.epochs * steps_per_epoch)
+    if chief:
+        _make_folder(model_dir, "model_dir")
         write_dir = model_dir
     else:
         write_dir = tempfile.mkdtemp(prefix=f"rectifier_zoo-{distribute.worker_id(strategy)}-")
-    if chief:
-        _atomic_write_json(os.path.join(model_dir, CONFIG_FILE), config.to_dict())
-
-    source = data_lib.get_source(config.dataset, config.data_dir)
-    num_classes = source.num_classes
-    transform = config.transform_config()
-    steps_per_epoch = config.steps_per_epoch or max(
-        source.num_examples("train") // config.batch_size, 1
-    )
-    total_steps = config.train_steps or math.ceil(config.epochs * steps_per_epoch)
+    run = {
+        "stored": stored,
+        "changes": changes,
+        "counts": counts,
+    }
 
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(config.precision)
     try:
-        return _train(
-            config,
-            strategy,
-            chief,
-            model_dir,
-            write_dir,
-            source,
-            num_classes,
-            transform,
-            steps_per_epoch,
-            total_steps,
-            start_time,
-        )
+        with _StopSignals() as stop:
+            return _train(
+                config,
+                strategy,
+                chief,
+                model_dir,
+                write_dir,
+                source,
+                source.num_classes,
+                config.transform_config(),
+                steps_per_epoch,
+                total_steps,
+                start_time,
+                run,
+                stop,
+            )
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _write_run_config(path, config, source, run, resumed_from, steps_per_epoch, total_steps):
+    """config.json: the configuration in use, the classes, and one history entry per start."""
+    stored = run["stored"] or {}
+    history = list(stored.get("history", []))
+    history.append(
+        {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "from_step": resumed_from,
+            "total_steps": total_steps,
+            "steps_per_epoch": steps_per_epoch,
+            "train_examples": run["counts"]["train"],
+            "validation_examples": run["counts"]["validation"],
+            "changes": run["changes"],
+        }
+    )
+    payload = {
+        **config.to_dict(),
+        "num_classes": source.num_classes,
+        "class_names": list(source.class_names),
+        "history": history,
+    }
+    _atomic_write_json(path, payload)
 
 
 def _train(
@@ -394,8 +651,13 @@ def _train(
     steps_per_epoch,
     total_steps,
     start_time,
+    run,
+    stop,
 ) -> dict:
     num_replicas = strategy.num_replicas_in_sync
+    # One process: act on a signal right after the step it arrived in. Several: only on the
+    # all-reduced flag, so that every worker saves at the same step.
+    multi_worker = distribute.num_workers(strategy) > 1
     global_batch = config.batch_size
     top_k = min(5, num_classes)
     if config.seed is not None:
@@ -430,16 +692,36 @@ def _train(
     latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
     resumed_from = 0
     if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
+        try:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        except (ValueError, AssertionError, tf.errors.OpError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ValueError(
+                f"The checkpoint {latest!r} does not fit this configuration ({first_line}). "
+                f"Use another model_dir. Received: model_dir={config.model_dir!r}"
+            ) from None
         resumed_from = int(step_var.numpy())
-        logging.info("Resumed from %s at step %d.", latest, resumed_from)
+        if chief:
+            changed = ", ".join(sorted(run["changes"])) or "nothing"
+            print(f"Resumed from {latest} at step {resumed_from} (changed: {changed}).", flush=True)
+    if chief:
+        # Only now: a failed restore must leave the stored configuration as it was.
+        _write_run_config(
+            os.path.join(model_dir, CONFIG_FILE),
+            config,
+            source,
+            run,
+            resumed_from,
+            steps_per_epoch,
+            total_steps,
+        )
 
     trainable = model.trainable_variables
     decayed = weight_decay_mask(model, config.weight_decay)
     decay = config.weight_decay / num_replicas
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    def train_step(images, labels):
+    def train_step(images, labels, stop_flag):
         with tf.GradientTape() as tape:
             probabilities = model(images, training=True)
             per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
@@ -449,20 +731,20 @@ def _train(
         scale = tf.cast(optimizer.dynamic_scale, tf.float32) if loss_scaled else 1.0
         grads = add_weight_decay(grads, trainable, decayed, decay * scale)
         optimizer.apply_gradients(zip(grads, trainable, strict=True))
-        return loss, _correct(labels, probabilities, 1), _correct(labels, probabilities, top_k)
+        top1 = _correct(labels, probabilities, 1)
+        return loss, top1, _correct(labels, probabilities, top_k), tf.identity(stop_flag)
 
     def _correct(labels, probabilities, k):
         hits = tf.math.in_top_k(tf.cast(labels, tf.int32), tf.cast(probabilities, tf.float32), k)
         return tf.reduce_sum(tf.cast(hits, tf.float32))
 
     @tf.function(jit_compile=config.xla or None)
-    def distributed_train_step(images, labels):
-        loss, top1, top5 = strategy.run(train_step, args=(images, labels))
-        return tuple(
-            strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None) for t in (loss, top1, top5)
-        )
+    def distributed_train_step(images, labels, stop_flag):
+        # The stop flag rides along with the step's own all-reduce: no extra collective.
+        results = strategy.run(train_step, args=(images, labels, stop_flag))
+        return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None) for t in results)
 
-    def eval_step(images, labels):
+    def eval_step(images, labels, stop_flag):
         count = tf.shape(labels)[0]
 
         def score():
@@ -472,14 +754,18 @@ def _train(
         # The last, partial global batch leaves some replicas an empty batch, which some ops
         # (e.g. oneDNN's conv + PReLU) reject: those replicas skip the model and count nothing.
         top1, top5 = tf.cond(count > 0, score, lambda: (tf.constant(0.0), tf.constant(0.0)))
-        return tf.cast(count, tf.float32), top1, top5
+        return tf.cast(count, tf.float32), top1, top5, tf.identity(stop_flag)
 
     @tf.function(reduce_retracing=True)
-    def distributed_eval_step(images, labels):
-        results = strategy.run(eval_step, args=(images, labels))
+    def distributed_eval_step(images, labels, stop_flag):
+        results = strategy.run(eval_step, args=(images, labels, stop_flag))
         return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None) for t in results)
 
-    def evaluate() -> dict:
+    def stop_agreed(flag_sum) -> bool:
+        return float(flag_sum) > 0 or (not multi_worker and stop.signum is not None)
+
+    def evaluate() -> dict | None:
+        """The validation metrics; None when a stop signal cut the evaluation short."""
         dataset = strategy.distribute_datasets_from_function(
             lambda ctx: data_lib.make_dataset(
                 source,
@@ -494,8 +780,10 @@ def _train(
         )
         count = top1 = top5 = 0.0
         for images, labels in dataset:
-            n, c1, c5 = distributed_eval_step(images, labels)
+            n, c1, c5, flag = distributed_eval_step(images, labels, tf.constant(stop.requested))
             count, top1, top5 = count + float(n), top1 + float(c1), top5 + float(c5)
+            if stop_agreed(flag):
+                return None
         count = max(count, 1.0)
         return {
             "val_top1_error": 1.0 - top1 / count,
@@ -537,16 +825,37 @@ def _train(
     window = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "steps": 0, "time": 0.0}
     step = start_step
     last_saved = -1
+
+    def interrupted() -> TrainingInterrupted:
+        if last_saved != step:
+            manager.save(checkpoint_number=step)
+        for writer in writers.values():
+            writer.close()
+        name = (
+            signal.Signals(stop.signum).name
+            if stop.signum is not None
+            else "a stop signal on another worker"
+        )
+        path = manager.latest_checkpoint if chief else os.path.join(model_dir, "checkpoints")
+        if chief:
+            print(f"\nCheckpoint saved at step {step}: {path}", flush=True)
+        return TrainingInterrupted(name, stop.signum or signal.SIGTERM, step, total_steps, path)
+
     while step < total_steps:
         lr = schedule(step, int(lr_drops.numpy()))
         optimizer.learning_rate.assign(lr)
         tick = time.perf_counter()
         images, labels = next(iterator)
-        loss, top1, top5 = distributed_train_step(images, labels)
+        loss, top1, top5, flag = distributed_train_step(images, labels, tf.constant(stop.requested))
         loss = float(loss)  # waits for the step
         elapsed = time.perf_counter() - tick
         if not math.isfinite(loss) and not loss_scaled:
-            raise FloatingPointError(f"The loss is {loss} at step {step}; lower the learning rate.")
+            raise FloatingPointError(
+                f"The loss is {loss} at step {step + 1}; the run diverged (last checkpoint: "
+                f"{manager.latest_checkpoint or 'none'}). Lower learning_rate or add "
+                "warmup_epochs."
+            )
+        stopping = stop_agreed(flag)
         step += 1
         step_var.assign(step)
         epoch_var.assign(step // steps_per_epoch)
@@ -581,14 +890,11 @@ def _train(
                         ("img/s", images_per_sec),
                     ],
                 )
-            else:
-                logging.info(
-                    "step %d/%d loss %.4f lr %.2e %.1f img/s",
-                    step,
-                    total_steps,
-                    window["loss"] / n,
-                    lr,
-                    images_per_sec,
+            elif chief:
+                print(
+                    f"step {step}/{total_steps} loss {window['loss'] / n:.4f} lr {lr:.2e} "
+                    f"{images_per_sec:.1f} img/s",
+                    flush=True,
                 )
             window = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "steps": 0, "time": 0.0}
         epoch = step // steps_per_epoch
@@ -597,20 +903,29 @@ def _train(
             and config.eval_every_epochs
             and epoch % config.eval_every_epochs == 0
             and step < total_steps
+            and not stopping
         ):
             val_metrics = evaluate()
-            _log_validation(writers, step, val_metrics, top_k, progbar is not None, epoch)
-            _update_plateau(config, val_metrics, best_error, stale_evals, lr_drops)
+            if val_metrics is None:
+                stopping = True
+            else:
+                _log_validation(writers, step, val_metrics, top_k, chief, epoch)
+                _update_plateau(config, val_metrics, best_error, stale_evals, lr_drops)
         if step % config.checkpoint_every_steps == 0 or epoch_end:
             manager.save(checkpoint_number=step)
             last_saved = step
+        if stopping:
+            raise interrupted()
     if last_saved != step and step > start_step:
         manager.save(checkpoint_number=step)
+        last_saved = step
 
     # Stop the (endless) training input pipeline before the final evaluation and export.
     del iterator, train_dataset
     val_metrics = evaluate()
-    _log_validation(writers, step, val_metrics, top_k, progbar is not None, step // steps_per_epoch)
+    if val_metrics is None:
+        raise interrupted()
+    _log_validation(writers, step, val_metrics, top_k, chief, step // steps_per_epoch)
     for writer in writers.values():
         writer.close()
 
@@ -670,7 +985,7 @@ def _train(
     return summary
 
 
-def _log_validation(writers, step, metrics, top_k, quiet, epoch) -> None:
+def _log_validation(writers, step, metrics, top_k, chief, epoch) -> None:
     with writers["validation"].as_default(step=step):
         _scalar("top1_error", metrics["val_top1_error"])
         _scalar(f"top{top_k}_error", metrics["val_top5_error"])
@@ -678,10 +993,8 @@ def _log_validation(writers, step, metrics, top_k, quiet, epoch) -> None:
         f"validation (epoch {epoch}, step {step}): top-1 error {metrics['val_top1_error']:.4f}, "
         f"top-{top_k} error {metrics['val_top5_error']:.4f} on {metrics['val_examples']} images"
     )
-    if quiet:
+    if chief:
         print("\n" + message, flush=True)
-    else:
-        logging.info(message)
 
 
 def _update_plateau(config, metrics, best_error, stale_evals, lr_drops) -> None:
@@ -700,4 +1013,4 @@ def _update_plateau(config, metrics, best_error, stale_evals, lr_drops) -> None:
     ):
         lr_drops.assign_add(1)
         stale_evals.assign(0)
-        logging.info("Validation error plateaued: learning rate divided by 10.")
+        print("Validation error plateaued: learning rate divided by 10.", flush=True)

@@ -212,14 +212,26 @@ def test_mixed_bfloat16_runs_and_restores_the_policy(tiny_data, tmp_path):
         ({"precision": "float8"}, "Unknown precision"),
         ({"dataset": "nope"}, "Unknown dataset"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"learning_rate": float("inf")}, "learning_rate must be a finite number"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
+        ({"weight_decay": float("nan")}, "weight_decay must be a finite number"),
+        ({"momentum": 1.0}, r"momentum must be a finite number in \[0.0, 1.0\)"),
+        ({"lr_boundaries": (1.0, float("inf"))}, "lr_boundaries must be a finite number"),
+        ({"warmup_epochs": -1.0}, "warmup_epochs must be a finite number"),
+        ({"eval_every_epochs": -1}, "eval_every_epochs must be an integer >= 0"),
+        ({"fc_initializer": "nope"}, "Unknown initializer"),
+        ({"data_dir": "/nonexistent/data"}, "Folder data set not found"),
+        ({"batch_size": 17}, "fewer than one batch"),
     ],
 )
 def test_config_errors(tiny_data, tmp_path, overrides, message):
     from rectifier_zoo import trainer
 
-    with pytest.raises(ValueError, match=message) as error:
-        trainer.train(tiny_config(tiny_data, tmp_path, **overrides))
-    assert "Received:" in str(error.value)
+    overrides = dict(overrides)
+    data_dir = overrides.pop("data_dir", tiny_data)
+    with pytest.raises((ValueError, FileNotFoundError), match=message) as error:
+        trainer.train(tiny_config(data_dir, tmp_path, **overrides))
+    assert "Received:" in str(error.value) or error.type is FileNotFoundError
     assert not (tmp_path / "run").exists()  # failed before writing anything
 
 
@@ -328,6 +340,7 @@ def test_cli_names_the_expected_layout_when_data_is_missing(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert "Folder data set not found" in last_line and "<root>/train/<class>/*.JPEG" in last_line
+    assert not (tmp_path / "run").exists()  # nothing written
 
 
 def test_cli_runs_a_tiny_training(tiny_data, tmp_path):
@@ -349,6 +362,11 @@ def test_cli_runs_a_tiny_training(tiny_data, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SavedModel:" in result.stdout and str(tmp_path / "export") in result.stdout
+    # Quiet by default: the step lines, the validation line and the final block only.
+    assert result.stderr.strip() == "", result.stderr[-3000:]
+    assert "validation (epoch 0, step 2)" in result.stdout and "step 2/2 loss" in result.stdout
+    for noise in ("cuInit", "InitializeLog", "Sharding callback", "Assets written", "unsupported"):
+        assert noise not in result.stdout
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     # Flags override the quickstart recipe; the recipe's own network is replaced by --model.
     assert config["model"] == "model_tiny" and config["architecture"] is None
@@ -557,3 +575,344 @@ def test_float16_loss_scaling_and_xla_train(tiny_data, tmp_path, overrides):
     loaded = tf.saved_model.load(summary["export_path"])
     output = loaded.signatures["predict_images"](images=tf.zeros([1, 32, 32, 3]))
     assert output["probabilities"].dtype == tf.float32
+
+
+def _copy_data(tiny_data, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data, root)
+    return root
+
+
+@pytest.mark.parametrize("problem", ["unknown_validation_class", "empty_training_class"])
+def test_data_errors_come_before_the_first_step(tiny_data, tmp_path, problem):
+    from rectifier_zoo import trainer
+
+    root = _copy_data(tiny_data, tmp_path)
+    if problem == "unknown_validation_class":
+        (root / "val" / "zz_new").mkdir()
+        some_image = next(p for p in (root / "val").rglob("*") if p.is_file())
+        (root / "val" / "zz_new" / some_image.name).write_bytes(some_image.read_bytes())
+        expected = "not among the 4 training classes.*'zz_new'"
+    else:
+        (root / "train" / "zz_empty").mkdir()
+        expected = "hold no image files.*'zz_empty'"
+    with pytest.raises(ValueError, match=expected):
+        trainer.train(tiny_config(str(root), tmp_path, train_steps=1000))
+    assert not (tmp_path / "run").exists()
+
+
+def test_incompatible_resume_is_refused_and_the_run_kept(tiny_data, tmp_path):
+    from rectifier_zoo import trainer
+
+    trainer.train(tiny_config(tiny_data, tmp_path, train_steps=1))
+    config_path = tmp_path / "run" / "config.json"
+    before = config_path.read_bytes()
+    with pytest.raises(ValueError) as error:
+        trainer.train(
+            tiny_config(tiny_data, tmp_path, train_steps=2, activation="relu", batch_size=8)
+        )
+    message = str(error.value)
+    assert "activation (stored 'prelu', received 'relu')" in message
+    assert "batch_size (stored 4, received 8)" in message and "Received: model_dir=" in message
+    # Another data set with other classes: refused too, even though the model would build.
+    other = _copy_data(tiny_data, tmp_path)
+    first = sorted(os.listdir(other / "train"))[0]
+    os.rename(other / "train" / first, other / "train" / "renamed")
+    os.rename(other / "val" / first, other / "val" / "renamed")
+    with pytest.raises(ValueError, match=r"class_names \(stored \[.*received \[.*'renamed'"):
+        trainer.train(tiny_config(str(other), tmp_path, train_steps=2))
+    assert config_path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == [
+        "checkpoint",
+        "ckpt-1.data-00000-of-00001",
+        "ckpt-1.index",
+    ]
+    # A compatible change is taken and recorded.
+    summary = trainer.train(tiny_config(tiny_data, tmp_path, train_steps=2, learning_rate=5e-3))
+    assert summary["resumed_from_step"] == 1 and summary["train_steps"] == 2
+    stored = json.loads(config_path.read_text())
+    assert stored["learning_rate"] == 5e-3 and stored["train_steps"] == 2
+    assert stored["class_names"] == sorted(os.listdir(os.path.join(tiny_data, "train")))
+    first_start, resume = stored["history"]
+    assert first_start["from_step"] == 0 and first_start["changes"] == {}
+    assert resume["from_step"] == 1
+    assert resume["changes"] == {
+        "learning_rate": {"stored": 0.01, "new": 5e-3},
+        "train_steps": {"stored": 1, "new": 2},
+    }
+
+
+def test_checkpoint_that_does_not_fit_is_a_one_line_error(tiny_data, tmp_path):
+    from rectifier_zoo import trainer
+
+    trainer.train(tiny_config(tiny_data, tmp_path, train_steps=1))
+    config_path = tmp_path / "run" / "config.json"
+    stored = json.loads(config_path.read_text())
+    # A run folder whose config.json does not say what the checkpoint holds (hand-edited, or
+    # from an older version without the comparison).
+    stored["activation"] = "relu"
+    config_path.write_text(json.dumps(stored))
+    before = config_path.read_bytes()
+    with pytest.raises(ValueError, match="does not fit this configuration"):
+        trainer.train(tiny_config(tiny_data, tmp_path, train_steps=2, activation="relu"))
+    assert config_path.read_bytes() == before
+
+
+def _signal_when_checkpointed(run_dir, signum, at_least=2):
+    """Sends `signum` to this process once a checkpoint of step >= `at_least` exists."""
+    import threading
+
+    import tensorflow as tf
+
+    def watch():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+            if latest and int(latest.rsplit("-", 1)[1]) >= at_least:
+                os.kill(os.getpid(), signum)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_stop_signal_saves_at_the_next_step_then_resumes(tiny_data, tmp_path, signum, code):
+    from rectifier_zoo import trainer
+
+    previous = signal.getsignal(signum)
+    config = tiny_config(
+        tiny_data, tmp_path, train_steps=100_000, checkpoint_every_steps=2, learning_rate=1e-3
+    )
+    watcher = _signal_when_checkpointed(tmp_path / "run", signum)
+    with pytest.raises(trainer.TrainingInterrupted) as stopped:
+        trainer.train(config)
+    watcher.join()
+    assert signal.getsignal(signum) == previous  # the handlers are put back
+    interrupted = stopped.value
+    assert interrupted.exit_code == code and interrupted.signal_name == signal.Signals(signum).name
+    # The signal came after the checkpoint of an even step: the step in flight then finished and
+    # was saved; nothing more was lost or trained.
+    assert interrupted.step >= 2 and interrupted.checkpoint.endswith(f"ckpt-{interrupted.step}")
+    assert not (tmp_path / "run" / "summary.json").exists()  # no final evaluation or export
+    summary = trainer.train(
+        tiny_config(tiny_data, tmp_path, train_steps=interrupted.step + 1, learning_rate=1e-3)
+    )
+    assert summary["resumed_from_step"] == interrupted.step and summary["steps_this_run"] == 1
+
+
+def test_cli_verbosity_brings_the_library_logs_back(tiny_data, tmp_path):
+    result = _run(
+        [
+            TRAIN_PY,
+            "--model=model_tiny",
+            "--dataset=folder",
+            f"--data_dir={tiny_data}",
+            f"--model_dir={tmp_path / 'run'}",
+            f"--export_dir={tmp_path / 'export'}",
+            "--train_steps=1",
+            "--batch_size=4",
+            "--verbose=0",
+            "--verbosity=0",
+        ],
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Assets written" in result.stderr and "SavedModel:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--learning_rate=inf"], "Error: learning_rate must be a finite number"),
+        (["--learning_rate=1e9", "--train_steps=30"], "Error: FloatingPointError: The loss is"),
+    ],
+)
+def test_cli_errors_are_one_line(tiny_data, tmp_path, flags, expected):
+    result = _run(
+        [
+            TRAIN_PY,
+            "--model=model_tiny",
+            "--dataset=folder",
+            f"--data_dir={tiny_data}",
+            f"--model_dir={tmp_path / 'run'}",
+            f"--export_dir={tmp_path / 'export'}",
+            "--batch_size=4",
+            "--verbose=0",
+            *flags,
+        ],
+        timeout=180,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), result.stderr[-3000:]
+
+
+def _stop_with_sigterm(args, checkpoints, at_least, log_path):
+    """Starts train.py, sends SIGTERM once a checkpoint >= `at_least` exists; returns the
+    process result, the seconds from the signal to the exit and the step last checkpointed
+    before the signal."""
+    import tensorflow as tf
+
+    def latest_step():
+        latest = tf.train.latest_checkpoint(str(checkpoints))
+        return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=REPO,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+            stdout=log,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.time() + 180
+        try:
+            while latest_step() < at_least:
+                if process.poll() is not None:
+                    pytest.fail(f"the run ended before the signal: {process.stderr.read()[-3000:]}")
+                if time.time() > deadline:
+                    pytest.fail(f"no checkpoint at step >= {at_least} within 180 s")
+                time.sleep(0.05)
+            before = latest_step()
+            sent = time.time()
+            process.send_signal(signal.SIGTERM)
+            stderr = process.communicate(timeout=120)[1]
+            seconds = time.time() - sent
+        finally:
+            if process.poll() is None:
+                process.kill()
+    return process.returncode, stderr, seconds, before
+
+
+@pytest.mark.slow
+def test_cli_sigterm_saves_exits_143_and_resumes(tiny_data, tmp_path):
+    args = [
+        TRAIN_PY,
+        "--model=model_tiny",
+        "--dataset=folder",
+        f"--data_dir={tiny_data}",
+        f"--model_dir={tmp_path / 'run'}",
+        f"--export_dir={tmp_path / 'export'}",
+        "--batch_size=4",
+        "--strategy=one_device",
+        "--seed=1",
+        "--verbose=0",
+        "--checkpoint_every_steps=3",
+        "--learning_rate=1e-3",
+    ]
+    checkpoints = tmp_path / "run" / "checkpoints"
+    code, stderr, seconds, before = _stop_with_sigterm(
+        [*args, "--train_steps=100000"], checkpoints, 6, tmp_path / "stopped.log"
+    )
+    assert code == 143 and "Traceback" not in stderr, stderr[-3000:]
+    import tensorflow as tf
+
+    saved = int(tf.train.latest_checkpoint(str(checkpoints)).rsplit("-", 1)[1])
+    # Saved at the boundary of the step in flight: no step lost, not a checkpoint interval.
+    assert before < saved < before + 3, (before, saved)
+    assert "SIGTERM received" in stderr
+    assert f"Stopped by SIGTERM at step {saved} of 100000" in stderr.strip().splitlines()[-1]
+    assert seconds < 60
+    result = _run([*args, f"--train_steps={saved + 2}"], timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["resumed_from_step"] == saved and summary["steps_this_run"] == 2
+
+
+_STOPPING_WORKER_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from rectifier_zoo import trainer
+    data_dir, out = sys.argv[1], sys.argv[2]
+    config = trainer.TrainConfig(
+        name="mw", model="model_tiny", dataset="folder", data_dir=data_dir,
+        model_dir=f"{out}/run", export_dir=f"{out}/export", strategy="multi_worker",
+        batch_size=4, train_steps=100000, crop_size=32, min_scale=32, max_scale=40,
+        eval_resize=32, seed=5, verbose=0, dropout=0.0, checkpoint_every_steps=2,
+        learning_rate=1e-3,
+    )
+    try:
+        trainer.train(config)
+    except trainer.TrainingInterrupted as stopped:
+        print("STOPPED " + json.dumps({"step": stopped.step, "signal": stopped.signal_name}))
+        sys.exit(stopped.exit_code)
+    """
+)
+
+
+@pytest.mark.slow
+def test_multi_worker_sigterm_to_one_worker_stops_all_at_the_same_step(tiny_data, tmp_path):
+    import tensorflow as tf
+
+    script = tmp_path / "worker.py"
+    script.write_text(_STOPPING_WORKER_SCRIPT)
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, str(script), tiny_data, str(tmp_path)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=REPO,
+                env=dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2"),
+            )
+        )
+    checkpoints = str(tmp_path / "run" / "checkpoints")
+    deadline = time.time() + 240
+    try:
+        while not tf.train.latest_checkpoint(checkpoints):
+            assert all(p.poll() is None for p in processes), processes[0].stderr.read()[-3000:]
+            assert time.time() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.1)
+        processes[1].send_signal(signal.SIGTERM)  # the non-chief worker only
+        outputs = [p.communicate(timeout=120) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+    stopped = []
+    for process, (stdout, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 143, stderr[-3000:]
+        line = [ln for ln in stdout.splitlines() if ln.startswith("STOPPED ")][-1]
+        stopped.append(json.loads(line[len("STOPPED ") :]))
+    chief, other = stopped
+    assert chief["step"] == other["step"]  # every worker saved at the same step
+    assert other["signal"] == "SIGTERM" and chief["signal"] == "a stop signal on another worker"
+    assert tf.train.latest_checkpoint(checkpoints).endswith(f"ckpt-{chief['step']}")
+
+
+def test_input_std_and_fc_initializer_survive_a_rebuild_from_the_run(tiny_data, tmp_path):
+    import dataclasses
+
+    import tensorflow as tf
+
+    from rectifier_zoo import export, trainer
+    from rectifier_zoo.architectures import ARCHITECTURES
+
+    scaled = dataclasses.replace(ARCHITECTURES["model_tiny"], name="tiny_scaled", input_std=58.0)
+    config = tiny_config(
+        tiny_data, tmp_path, train_steps=1, architecture=scaled, fc_initializer="msra_fan_in"
+    )
+    summary = trainer.train(config)
+    rebuilt, stored, _ = export.model_from_checkpoint(str(tmp_path / "run"))
+    assert stored["architecture"]["input_std"] == 58.0
+    images = tf.random.stateless_uniform([2, 40, 48, 3], seed=[1, 2], maxval=255.0)
+    exported = tf.saved_model.load(summary["export_path"]).signatures["predict_images"]
+    np.testing.assert_allclose(
+        rebuilt(images, training=False).numpy(),
+        exported(images=images)["probabilities"].numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    normalization = rebuilt.get_layer("mean_subtraction")
+    np.testing.assert_allclose(np.asarray(normalization.variance).ravel(), [58.0**2] * 3)

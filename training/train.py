@@ -5,22 +5,36 @@
     python training/train.py --recipe=paper_small --activation=relu --strategy=mirrored
 
 Flags override the fields of the chosen recipe (training/recipes.py). Restarting with the same
---model_dir resumes from its last checkpoint.
+--model_dir resumes from its last checkpoint; a changed model, class list, batch size or
+precision is refused, other changes (more steps, a new learning rate) are recorded in config.json.
+SIGTERM or Ctrl-C saves a checkpoint at the next step boundary and exits (code 143 or 130).
+
+The console shows the progress, the validation lines and the final block; --verbosity=-1 (warnings),
+0 (info) or 1 (debug) brings back TensorFlow's and absl's own logs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
 import sys
+import tempfile
+import traceback
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
+from absl import logging as absl_logging
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import recipes  # noqa: E402
-from absl import app, flags  # noqa: E402
-
 FLAGS = flags.FLAGS
-flags.DEFINE_string("recipe", "quickstart", f"One of {', '.join(recipes.RECIPES)}.")
+flags.DEFINE_string(
+    "recipe",
+    "quickstart",
+    "A recipe of training/recipes.py: quickstart, paper_model_a, paper_model_b, paper_model_c, "
+    "paper_small or init_study.",
+)
 flags.DEFINE_string("model", None, "Registered model name (overrides the recipe's model).")
 flags.DEFINE_string("activation", None, "prelu or relu.")
 flags.DEFINE_boolean("channel_shared", None, "One PReLU slope per layer.")
@@ -74,8 +88,68 @@ _OVERRIDES = (
 )
 
 
+# TensorFlow's native start-up lines, printed before its log settings apply: on a CPU host the
+# CUDA probes, and the oneDNN / CPU-instruction banners.
+_NATIVE_NOISE = re.compile(
+    r"absl::InitializeLog|cudart_stub|cuInit|cuda_platform|cuda_dnn|cuda_fft|cuda_blas|"
+    r"oneDNN custom operations|TensorFlow binary is optimized|rebuild TensorFlow with|"
+    r"computation_placer|Unable to register cu|TF-TRT Warning|Could not find cuda drivers"
+)
+
+
+def _quiet() -> bool:
+    """Quiet unless --verbosity was given."""
+    return not FLAGS["verbosity"].present
+
+
+@contextlib.contextmanager
+def _filtered_native_stderr():
+    """Holds file descriptor 2 while TensorFlow starts; then replays all but the known noise.
+
+    Those lines come from C++ before TF_CPP_MIN_LOG_LEVEL applies, so Python's logging cannot
+    filter them. Anything else written meanwhile (a real error) is replayed, not lost.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not _NATIVE_NOISE.search(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def _start_tensorflow():
+    """Imports TensorFlow with the console settings of --verbosity; returns the trainer."""
+    if _quiet():
+        # Errors only from C++; Python-side INFO/WARNING lines (checkpoint sharding, SavedModel
+        # assets, signature renames) hidden.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with _filtered_native_stderr():
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe runs (and logs) here, once
+            import recipes  # noqa: F401  (imports Keras, which logs on its first import)
+        absl_logging.set_verbosity(absl_logging.ERROR)
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+    from rectifier_zoo import trainer
+
+    return trainer
+
+
 def make_config(recipe_name: str):
     """The recipe's fields, then every flag that was set."""
+    import recipes
+
     from rectifier_zoo import trainer
 
     recipe = recipes.get_recipe(recipe_name)
@@ -86,7 +160,10 @@ def make_config(recipe_name: str):
         if value is not None:
             fields[name] = value
     if FLAGS.model is not None:
-        fields["architecture"] = None  # a registered model replaces the recipe's own network
+        # A registered model replaces the recipe's own network. Those are the paper's nets, on
+        # raw mean-subtracted inputs, which only the paper's fixed fc stds suit.
+        fields["architecture"] = None
+        fields["fc_initializer"] = None
     if FLAGS.lr_boundaries is not None:
         fields["lr_boundaries"] = tuple(float(b) for b in FLAGS.lr_boundaries)
     config = trainer.TrainConfig(**fields)
@@ -94,19 +171,35 @@ def make_config(recipe_name: str):
     return config
 
 
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        # Import TensorFlow only after the cheap recipe check, so a typo fails fast.
-        recipes.get_recipe(FLAGS.recipe)
-        config = make_config(FLAGS.recipe)
-        from rectifier_zoo import trainer
+    trainer = _start_tensorflow()
+    import tensorflow as tf
 
+    try:
+        config = make_config(FLAGS.recipe)
         summary = trainer.train(config)
-    except (ValueError, FileNotFoundError) as error:
-        # A wrong flag or missing data: the message says what was expected, no traceback.
-        sys.exit(f"Error: {error}")
+    except trainer.TrainingInterrupted as stopped:
+        print(str(stopped), file=sys.stderr)
+        sys.exit(stopped.exit_code)
+    except KeyboardInterrupt:  # a second Ctrl-C while the checkpoint is written
+        print("Interrupted.", file=sys.stderr)
+        sys.exit(130)
+    except (ValueError, OSError, FloatingPointError, tf.errors.OpError) as error:
+        # A wrong flag, bad data, a diverged run or a TensorFlow runtime error: one line that
+        # says what is wrong; the traceback only when asked for (--verbosity).
+        if not _quiet():
+            traceback.print_exc()
+        kind = (
+            "" if isinstance(error, ValueError | FileNotFoundError) else f"{type(error).__name__}: "
+        )
+        sys.exit(f"Error: {kind}{_one_line(error)}")
     if summary.get("export_path"):  # the chief prints where things are
         print(
             f"\nval top-1 error {summary['val_top1_error']:.4f} "
