@@ -39,9 +39,10 @@ class CaffeSGD(keras.optimizers.Optimizer):
     ```
 
     The decay term is the gradient of `0.5 * weight_decay * |w|^2` added to the loss, so it
-    goes through the momentum like the rest of the gradient. He et al. (2015) train this way
-    (Sec. 2.3: "weight decay 0.0005, momentum 0.9"), on the conv and fc kernels only: PReLU
-    slopes (`negative_slope`) and biases are never decayed (Sec. 2.1).
+    goes through the momentum like the rest of the gradient. He et al. (2015) train with Caffe
+    this way (training details: weight decay 0.0005, momentum 0.9), on the conv and fc kernels
+    only: PReLU slopes (`negative_slope`) are never decayed (Sec. 2.1), nor are biases (the
+    usual Caffe setting, and `rectifier_zoo.weight_decay_exclusions`).
 
     How this differs from `keras.optimizers.SGD(weight_decay=...)`: Keras's decay is decoupled.
     It shrinks `w` by `lr * weight_decay * w` once per step, outside the momentum, whereas here the
@@ -53,10 +54,12 @@ class CaffeSGD(keras.optimizers.Optimizer):
 
     Which variables are decayed follows Keras's own `exclude_from_weight_decay(var_list=...,
     var_names=...)`: a variable is left out when it is in `var_list`, or when one of `var_names`
-    (regular expressions, as in Keras) is found in its `name`. With `model=`, the names of
-    `rectifier_zoo.weight_decay_exclusions(model)` (PReLU slopes, biases) are excluded from the
-    start; a later call to `exclude_from_weight_decay` replaces them, as in Keras. The names
-    (not a `var_list`) are part of `get_config`, so a saved and reloaded optimizer keeps them.
+    (regular expressions, as in Keras) is found in its `name`, the short name such as `"kernel"`
+    or `"negative_slope"` on every backend (leave out a whole layer's variables with
+    `var_list`). With `model=`, the names of `rectifier_zoo.weight_decay_exclusions(model)`
+    (PReLU slopes, biases) are excluded from the start; a later call to
+    `exclude_from_weight_decay` (before the first step) replaces them, as in Keras. The names,
+    not a `var_list`, are part of `get_config`, so a saved and reloaded optimizer keeps them.
 
     Args:
         learning_rate: a float >= 0, a `keras.optimizers.schedules.LearningRateSchedule`, or a
@@ -85,7 +88,8 @@ class CaffeSGD(keras.optimizers.Optimizer):
     )
     ```
 
-    Reference: He et al., "Delving Deep into Rectifiers", ICCV 2015, Sec. 2.3.
+    Reference: He et al., "Delving Deep into Rectifiers", ICCV 2015 (Sec. 2.1 and the training
+    details).
     """
 
     def __init__(
@@ -135,6 +139,12 @@ class CaffeSGD(keras.optimizers.Optimizer):
             var_names: strings; a variable whose `name` contains one of them (searched as a
                 regular expression) is left out.
         """
+        # Keras means to refuse this once built but checks an attribute it never sets.
+        if self.built:
+            raise ValueError(
+                "`exclude_from_weight_decay()` can only be called before the optimizer is "
+                "built (before its first step)."
+            )
         names = _check_names("var_names", var_names)
         super().exclude_from_weight_decay(var_list=var_list, var_names=list(names))
         # A tuple: the base class's attribute tracker would wrap a list.
@@ -149,6 +159,12 @@ class CaffeSGD(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(variables)
+        # Decided here, on the Keras variables, and not in `update_step`: there the TensorFlow
+        # backend passes the underlying tf.Variable, whose name is the whole path
+        # ("model/fc1/kernel:0"), so `var_names` would match differently than on JAX or PyTorch.
+        self._decayed_keys = frozenset(
+            self._var_key(v) for v in variables if self._use_weight_decay(v)
+        )
         self.momentums = []
         if self.momentum != 0:
             self.momentums = self.add_optimizer_variables(variables, "momentum")
@@ -158,7 +174,7 @@ class CaffeSGD(keras.optimizers.Optimizer):
         dtype = variable.dtype
         learning_rate = ops.cast(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)
-        if self.weight_decay > 0 and self._use_weight_decay(variable):
+        if self.weight_decay > 0 and self._var_key(variable) in self._decayed_keys:
             gradient = ops.add(gradient, ops.multiply(ops.cast(self.weight_decay, dtype), variable))
         step = ops.multiply(gradient, learning_rate)
         if self.momentum == 0:
@@ -182,6 +198,12 @@ class CaffeSGD(keras.optimizers.Optimizer):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # The base class writes the deserialized schedule back into the dict it is given; a
+        # copy leaves the caller's config as `get_config` returned it.
+        return super().from_config(dict(config), custom_objects=custom_objects)
 
 
 def _check_names(argument: str, names) -> tuple[str, ...]:
