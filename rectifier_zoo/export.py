@@ -20,8 +20,8 @@ endpoints, built from the model's own layers, traced without XLA and with unknow
   (shorter side `eval_resize`, centre `crop_size` crop).
 - `predict_images`: `images` float32 RGB [batch, H, W, 3] in 0..255, any size (SPP makes the head
   size-free) -> the same outputs.
-- `dense`: the paper's "multi-view testing on feature maps" (Sec. 3): `images` float32
-  [batch, H, W, 3] (one scale, images of one size) and `mirror` bool [] -> `probabilities`
+- `dense`: the paper's "multi-view testing on feature maps" (Sec. 2.3, "Testing"): `images`
+  float32 [batch, H, W, 3] (one scale, images of one size) and `mirror` bool [] -> `probabilities`
   [batch, classes], the mean softmax of every `window_cells x window_cells` window (stride 1 cell)
   of the last conv map, with the conv layers run once per image (and once more on the mirrored
   image when `mirror`), and `num_windows`.
@@ -56,7 +56,7 @@ SPP_LAYER = "spp"
 TOP_K = 5
 ENDPOINTS = ("serving_default", "predict_images", "dense")
 FORMATS = ("saved_model", "tflite", "onnx")
-# The paper's test view (Sec. 3): shorter side 256, centre 224.
+# The single-view test crop of the paper's Sec. 3 (Table 2): shorter side 256, centre 224.
 DEFAULT_CROP_SIZE = 224
 DEFAULT_EVAL_RESIZE = 256
 # 50 megapixels: the largest phone-camera photos pass; a 20000 x 20000 image (400 MP) does not.
@@ -461,11 +461,11 @@ def remove_stale_staging(base: str) -> list[str]:
 
 def _process_alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, owned by another user
+        pass
     return True
 
 
@@ -678,7 +678,6 @@ def export_onnx(
     except ImportError:
         raise ValueError('ONNX export needs tf2onnx: pip install "rectifier_zoo[onnx]"') from None
     from keras.src.export.tf2onnx_lib import patch_tf2onnx
-
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )

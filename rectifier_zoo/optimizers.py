@@ -88,8 +88,8 @@ class CaffeSGD(keras.optimizers.Optimizer):
     )
     ```
 
-    Reference: He et al., "Delving Deep into Rectifiers", ICCV 2015 (Sec. 2.1 and the training
-    details).
+    Reference: He et al., "Delving Deep into Rectifiers", ICCV 2015: Sec. 2.1 (no decay on the
+    slopes) and Sec. 2.3, "Training" (momentum 0.9, weight decay 0.0005).
     """
 
     def __init__(
