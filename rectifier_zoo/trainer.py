@@ -132,7 +132,7 @@ class TrainConfig:
         crop_size, min_scale, max_scale, eval_resize, flip, pca_lighting, color_jitter: the
             input transform (`rectifier_zoo.data.TransformConfig`).
         private_threadpool_size: threads of the input pipeline's own pool; None: shared.
-        verbose: 1 shows a progress bar, 0 logs only.
+        verbose: 1 shows a progress bar, 0 prints one line per `log_every_steps` instead.
     """
 
     name: str = "run"
