@@ -12,13 +12,12 @@ Choices, and why:
 
 - Loss: the sum of per-example cross-entropies divided by the GLOBAL batch size, so the gradients
   summed over replicas by the optimizer are the mean over the global batch.
-- Weight decay: the paper trained with Caffe, which adds `weight_decay * w` to the gradient before
-  the momentum update ("coupled" L2, the same gradient as 0.5 * wd * |w|^2 in the loss). We do
-  exactly that, on conv and fc kernels only: PReLU slopes and biases (the names of
-  `rectifier_zoo.weight_decay_exclusions(model)`) are never decayed (Sec. 2.1). Keras's
-  `SGD(weight_decay=...)` is decoupled (it shrinks w by lr * wd after the step, outside the
-  momentum) and is therefore not used. Each replica adds `wd * w / num_replicas`, since the
-  optimizer sums the gradients over replicas.
+- Optimizer: `rectifier_zoo.CaffeSGD`, the paper's SGD: momentum, and Caffe's coupled L2 weight
+  decay (`weight_decay * w` added to the gradient before the momentum update) on conv and fc
+  kernels only; PReLU slopes and biases are never decayed (Sec. 2.1). It adds the decay to the
+  gradient after Keras has summed it over the replicas and undone the loss scale, so the
+  replica count and mixed float16 change nothing. Keras's `SGD(weight_decay=...)` is decoupled
+  (it shrinks w by lr * wd outside the momentum) and is not the paper's.
 - Learning rate: a value set on the optimizer before each step from the step-wise schedule
   (divided by 10 at each epoch of `lr_boundaries`), or, with `lr_schedule="plateau"`, divided by
   10 when the validation top-1 error has not improved for `plateau_patience` evaluations (Sec. 5:
@@ -80,8 +79,8 @@ from rectifier_zoo.models import (
     build_model,
     get_model,
     list_models,
-    weight_decay_exclusions,
 )
+from rectifier_zoo.optimizers import CaffeSGD
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 LR_SCHEDULES = ("step", "plateau")
@@ -348,28 +347,18 @@ def _scalar(name: str, value: float) -> None:
     tf.summary.write(name, tf.constant(value, tf.float32), metadata=_SCALAR_METADATA)
 
 
-def weight_decay_mask(model: keras.Model, weight_decay: float) -> list[bool]:
-    """For each of `model.trainable_variables`: whether weight decay applies to it.
-
-    Kernels only; never PReLU slopes or biases (`rectifier_zoo.weight_decay_exclusions`).
-    """
-    excluded = set(weight_decay_exclusions(model))
-    return [weight_decay > 0 and v.name not in excluded for v in model.trainable_variables]
-
-
-def add_weight_decay(grads, variables, mask, coefficient) -> list:
-    """Caffe's coupled L2: `grad + coefficient * w` where `mask` is True, before the momentum.
-
-    Args:
-        grads: gradients of `variables`.
-        variables: the trainable variables.
-        mask: `weight_decay_mask(model, ...)`.
-        coefficient: weight decay (divided by the replicas and times the loss scale in the loop).
-    """
-    return [
-        g + tf.cast(coefficient, g.dtype) * tf.cast(tf.convert_to_tensor(v), g.dtype) if d else g
-        for g, v, d in zip(grads, variables, mask, strict=True)
-    ]
+def build_optimizer(config: TrainConfig, model: keras.Model) -> keras.optimizers.Optimizer:
+    """The paper's SGD for `model` (built, in the strategy's scope), loss-scaled for float16."""
+    optimizer = CaffeSGD(
+        learning_rate=config.learning_rate,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        model=model,
+    )
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    return optimizer
 
 
 def _weights_checksum(model: keras.Model) -> float:
@@ -665,12 +654,7 @@ def _train(
 
     with strategy.scope():
         model = _build_model(config, num_classes)
-        optimizer = keras.optimizers.SGD(
-            learning_rate=config.learning_rate, momentum=config.momentum
-        )
-        if config.precision == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        optimizer.build(model.trainable_variables)
+        optimizer = build_optimizer(config, model)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         lr_drops = tf.Variable(0, dtype=tf.int64, trainable=False, name="lr_drops")
@@ -717,8 +701,6 @@ def _train(
         )
 
     trainable = model.trainable_variables
-    decayed = weight_decay_mask(model, config.weight_decay)
-    decay = config.weight_decay / num_replicas
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
     def train_step(images, labels, stop_flag):
@@ -728,8 +710,6 @@ def _train(
             loss = tf.reduce_sum(per_example) / global_batch
             scaled_loss = optimizer.scale_loss(loss) if loss_scaled else loss
         grads = tape.gradient(scaled_loss, trainable)
-        scale = tf.cast(optimizer.dynamic_scale, tf.float32) if loss_scaled else 1.0
-        grads = add_weight_decay(grads, trainable, decayed, decay * scale)
         optimizer.apply_gradients(zip(grads, trainable, strict=True))
         top1 = _correct(labels, probabilities, 1)
         return loss, top1, _correct(labels, probabilities, top_k), tf.identity(stop_flag)

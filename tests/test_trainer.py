@@ -59,25 +59,31 @@ def tiny_config(data_dir, tmp_path, **overrides):
     return trainer.TrainConfig(**fields)
 
 
-def test_weight_decay_mask_and_gradient_kernels_only():
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
+def test_trainer_uses_caffe_sgd_on_kernels_only(precision, tmp_path):
+    """The trainer's update is rectifier_zoo.CaffeSGD: coupled decay on kernels, none on slopes."""
+    import keras
     import tensorflow as tf
 
     import rectifier_zoo
     from rectifier_zoo import trainer
 
+    config = tiny_config("unused", tmp_path, precision=precision, weight_decay=0.5, momentum=0.0)
     model = rectifier_zoo.model_tiny(input_shape=(32, 32, 3), classes=4)
-    variables = model.trainable_variables
-    mask = trainer.weight_decay_mask(model, 5e-4)
-    names = [v.name for v in variables]
-    assert {n for n, m in zip(names, mask, strict=True) if m} == {"kernel"}
-    assert {"negative_slope", "bias"} <= {n for n, m in zip(names, mask, strict=True) if not m}
-    assert trainer.weight_decay_mask(model, 0.0) == [False] * len(variables)
-
-    grads = [tf.zeros_like(v) for v in variables]
-    decayed = trainer.add_weight_decay(grads, variables, mask, 0.1)
-    for variable, grad, decays in zip(variables, decayed, mask, strict=True):
-        expected = 0.1 * np.asarray(variable) if decays else np.zeros(variable.shape)
-        np.testing.assert_allclose(np.asarray(grad), expected, rtol=1e-6, atol=1e-8)
+    optimizer = trainer.build_optimizer(config, model)
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    assert isinstance(inner, rectifier_zoo.CaffeSGD)
+    assert (inner.momentum, inner.weight_decay) == (0.0, 0.5)
+    before = [np.array(v) for v in model.trainable_variables]
+    zeros = [tf.zeros_like(v) for v in model.trainable_variables]
+    if precision == "mixed_float16":
+        zeros = [optimizer.scale_loss(g) for g in zeros]  # a loss-scaled zero is still zero
+    optimizer.apply_gradients(zip(zeros, model.trainable_variables, strict=True))
+    lr = float(keras.ops.convert_to_numpy(inner.learning_rate))
+    for variable, old in zip(model.trainable_variables, before, strict=True):
+        decays = variable.name == "kernel"
+        want = old * (1 - lr * 0.5) if decays else old  # zero gradient: only the decay moves w
+        np.testing.assert_allclose(np.array(variable), want, rtol=1e-6, err_msg=variable.path)
 
 
 def trained_weights(checkpoint_path) -> list:
