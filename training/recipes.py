@@ -133,9 +133,9 @@ class Quickstart(Recipe):
     (the paper's scale jitter, scaled down), flips, PCA lighting; SGD with momentum 0.9, weight
     decay 5e-4 on kernels, learning rate 1e-2 (one warm-up epoch), then 1e-3 at epoch 38 and 1e-4
     at epoch 52, 60 epochs.
-    Measured on 2 shared CPU cores: 98.2% top-1 on the 500 synthetic validation images (1,113 s wall;
-    an earlier, less loaded measurement took 4.5 min); on real folder sets without flags, 98.3%,
-    99.7% and 98.3% (seeds 0-2) on scikit-learn's digits and 40/40 on scikit-image's LFW
+    Measured on 2 shared CPU cores: 98.2% top-1 on the 500 synthetic validation images (1,113 s
+    wall; an earlier, less loaded measurement took 4.5 min); on real folder sets without flags,
+    98.3%, 99.7% and 98.3% (seeds 0-2) on scikit-learn's digits and 40/40 on scikit-image's LFW
     face / non-face subset (3 seeds).
     """
 
