@@ -38,7 +38,8 @@ import tensorflow as tf
 from rectifier_zoo import data as data_lib
 from rectifier_zoo.architectures import ARCHITECTURES, Architecture, deep_architecture
 from rectifier_zoo.layers import SLOPE_WEIGHT_NAME, PReLU
-from rectifier_zoo.models import build_model, weight_decay_exclusions
+from rectifier_zoo.models import build_model
+from rectifier_zoo.optimizers import CaffeSGD
 
 STUDIES = ("init", "prelu", "slopes")
 INITS = ("msra_fan_in", "msra_fan_out", "xavier")
@@ -308,17 +309,16 @@ def train_classifier(
 ) -> dict:
     """SGD with momentum 0.9 on random crops and flips; the loss of every step, then the val error.
 
-    Caffe-style coupled weight decay on the conv and fc kernels only (not on PReLU slopes or
-    biases, Sec. 2.1), as in `rectifier_zoo.trainer`. A run whose loss becomes NaN stops there.
+    `rectifier_zoo.CaffeSGD`: Caffe-style coupled weight decay on the conv and fc kernels only
+    (not on PReLU slopes or biases, Sec. 2.1), as in `rectifier_zoo.trainer`. A run whose loss
+    becomes NaN stops there.
 
     Returns:
         `{"loss": [...], "top1_error", "top5_error", "diverged", "seconds"}`.
     """
     rng = np.random.default_rng(seed)
     tf_seed = tf.random.Generator.from_seed(seed)
-    optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)
-    excluded = set(weight_decay_exclusions(model))
-    decayed = [v.name not in excluded for v in model.trainable_variables]
+    optimizer = CaffeSGD(learning_rate, momentum=0.9, weight_decay=weight_decay, model=model)
 
     @tf.function
     def train_step(images, labels):
@@ -332,10 +332,6 @@ def train_classifier(
                 keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
             )
         gradients = tape.gradient(loss, model.trainable_variables)
-        gradients = [
-            g + weight_decay * v if d else g
-            for g, v, d in zip(gradients, model.trainable_variables, decayed, strict=True)
-        ]
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         return loss
 
