@@ -7,7 +7,7 @@
 
 It needs nothing but the SavedModels (`rectifier_zoo.export`): `predict_images` scores the
 `center` and `ten_view` crops, `dense` the paper's multi-view testing on feature maps. Protocols
-(PAPER.md Sec. 6):
+(the paper's Sec. 2.3, "Testing", and the 10-view testing of Sec. 3):
 
 - `center`: shorter side 256 (the export's `eval_resize`), centre 224 crop;
 - `ten_view`: shorter side 256, the 4 corner and the centre 224 crops plus their mirrors;
