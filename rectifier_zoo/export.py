@@ -732,7 +732,7 @@ def model_from_checkpoint(model_dir: str) -> tuple[keras.Model, dict, dict]:
     Reads what `rectifier_zoo.trainer` writes: `<model_dir>/config.json` (the run's config),
     `<model_dir>/checkpoints/` (`tf.train.Checkpoint(model=model, ...)`) and, if there,
     `<model_dir>/summary.json`. The number of classes is the one 2-D kernel width of the
-    checkpoint whose model restores without a shape mismatch.
+    checkpoint whose model restores without a shape mismatch, unless config.json records it.
 
     Returns:
         (model, config dict, summary dict or {}).
@@ -748,11 +748,15 @@ def model_from_checkpoint(model_dir: str) -> tuple[keras.Model, dict, dict]:
     latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
     if latest is None:
         raise FileNotFoundError(f"No checkpoint in {os.path.join(model_dir, 'checkpoints')!r}")
-    # Keras 3 variables sit in the checkpoint under object-graph paths (often the optimizer's),
-    # not layer names; the classifier's width is one of the 2-D kernels' output widths.
-    candidates = sorted(
-        {int(shape[1]) for _, shape in tf.train.list_variables(latest) if len(shape) == 2}
-    )
+    if "num_classes" in config:
+        candidates = [int(config["num_classes"])]
+    else:
+        # Runs from before config.json recorded the class count: Keras 3 variables sit in the
+        # checkpoint under object-graph paths, not layer names, so the classifier's width is
+        # found as the one 2-D kernel width whose model restores.
+        candidates = sorted(
+            {int(shape[1]) for _, shape in tf.train.list_variables(latest) if len(shape) == 2}
+        )
     kwargs = dict(
         input_shape=(None, None, 3),
         activation=config.get("activation", "prelu"),

@@ -9,9 +9,10 @@
 
 SavedModel: writes `<export_base>/<next integer version>/` (default `exported_models/<name>/`)
 through a staging folder renamed into place. Class names: --class_names (a file, one name a
-line), else the training run's data set, else the ImageNet names for 1000 classes, else
-`class_<i>`. TFLite and ONNX: the float-image endpoint (RGB 0..255, NHWC, probabilities out) as
-one file, at a fixed --input_size (TFLite: required; ONNX: any size when omitted).
+line), else the training run's class names (its config.json, or its data set), else the
+ImageNet names for 1000 classes, else `class_<i>`. TFLite and ONNX: the float-image endpoint
+(RGB 0..255, NHWC, probabilities out) as one file, at a fixed --input_size (TFLite: required;
+ONNX: any size when omitted).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def _class_names(num_classes: int, run_config: dict) -> list[str]:
     if FLAGS.class_names:
         with open(FLAGS.class_names, encoding="utf-8") as f:
             return [line.rstrip("\n") for line in f if line.strip()]
+    if len(run_config.get("class_names", [])) == num_classes:
+        return list(run_config["class_names"])
     if run_config.get("dataset"):
         from rectifier_zoo import data
 
