@@ -24,6 +24,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -80,6 +81,8 @@ def _class_names(num_classes: int, run_config: dict) -> list[str]:
 
 
 def main(argv):
+    # The path written is the output; converter and SavedModel INFO and deprecation lines are noise.
+    absl_logging.set_verbosity(absl_logging.ERROR)
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     sources = [FLAGS.checkpoint_dir, FLAGS.keras_model, FLAGS.weights]
