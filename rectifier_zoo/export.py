@@ -419,13 +419,10 @@ def build_metadata(functions: ServingFunctions, metadata: dict | None) -> dict:
     return info
 
 
-def _versions(base: str) -> list[int]:
-    return [int(n) for n in os.listdir(base) if n.isdigit()] if os.path.isdir(base) else []
-
-
 def next_version_path(base: str) -> str:
     """`<base>/<1 + the largest integer version in base>` (TensorFlow Serving's layout)."""
-    return os.path.join(base, str(max(_versions(base), default=0) + 1))
+    versions = [int(n) for n in os.listdir(base) if n.isdigit()] if os.path.isdir(base) else []
+    return os.path.join(base, str(max(versions, default=0) + 1))
 
 
 def _staging_name() -> str:
