@@ -449,10 +449,8 @@ _WORKER_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_multi_worker_two_processes_end_with_identical_weights(tiny_data, tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(_WORKER_SCRIPT)
+def _start_two_workers(script, tiny_data, tmp_path) -> list:
+    """`script` as the two workers of a localhost MultiWorkerMirroredStrategy cluster."""
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes = []
@@ -468,6 +466,14 @@ def test_multi_worker_two_processes_end_with_identical_weights(tiny_data, tmp_pa
                 env=dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2"),
             )
         )
+    return processes
+
+
+@pytest.mark.slow
+def test_multi_worker_two_processes_end_with_identical_weights(tiny_data, tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER_SCRIPT)
+    processes = _start_two_workers(script, tiny_data, tmp_path)
     summaries = []
     for process in processes:
         stdout, stderr = process.communicate(timeout=300)
@@ -858,21 +864,7 @@ def test_multi_worker_sigterm_to_one_worker_stops_all_at_the_same_step(tiny_data
 
     script = tmp_path / "worker.py"
     script.write_text(_STOPPING_WORKER_SCRIPT)
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    processes = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, str(script), tiny_data, str(tmp_path)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                cwd=REPO,
-                env=dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2"),
-            )
-        )
+    processes = _start_two_workers(script, tiny_data, tmp_path)
     checkpoints = str(tmp_path / "run" / "checkpoints")
     deadline = time.time() + 240
     try:
