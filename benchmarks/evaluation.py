@@ -40,8 +40,9 @@ import tensorflow as tf  # noqa: E402
 from common import emit_json  # noqa: E402
 
 import rectifier_zoo  # noqa: E402
-from rectifier_zoo import data, evaluation, export, imagenet  # noqa: E402
+from rectifier_zoo import data, imagenet  # noqa: E402
 from rectifier_zoo.data import testing, transforms  # noqa: E402
+from rectifier_zoo.serving import evaluation, export  # noqa: E402
 
 
 def reduced_model_a(divisor: int, seed: int = 0):

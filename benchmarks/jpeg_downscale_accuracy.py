@@ -27,8 +27,9 @@ import tensorflow as tf  # noqa: E402
 from common import emit_json  # noqa: E402
 
 import rectifier_zoo  # noqa: E402
-from rectifier_zoo import data, export  # noqa: E402
+from rectifier_zoo import data  # noqa: E402
 from rectifier_zoo.data import testing, transforms  # noqa: E402
+from rectifier_zoo.serving import export  # noqa: E402
 
 CROP, RESIZE = 64, 72
 

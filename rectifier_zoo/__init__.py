@@ -1,52 +1,56 @@
 """rectifier_zoo: He et al., "Delving Deep into Rectifiers" (ICCV 2015) as a Keras 3 model zoo.
 
-The core imported here (layers, initializers, architectures, models, weights, ImageNet helpers)
-uses only `keras` and runs under the TensorFlow, JAX and PyTorch backends. The TensorFlow parts
-(`rectifier_zoo.data`, training, export, evaluation) are imported on their own.
+The core named here (layers, initializer, architectures, builders, weights, the paper's SGD,
+ImageNet helpers) uses only `keras` and runs under the TensorFlow, JAX and PyTorch backends. The
+TensorFlow-only parts are subpackages imported on their own: `rectifier_zoo.data` (tf.data),
+`rectifier_zoo.train` (the training loop) and `rectifier_zoo.serving` (export, evaluation).
+
+Names are loaded on first use, so `import rectifier_zoo.paper` or the training flags do not
+import Keras (and with it TensorFlow).
 """
 
-from rectifier_zoo import initializers
-from rectifier_zoo.architectures import ARCHITECTURES, Architecture, ConvStage
-from rectifier_zoo.imagenet import IMAGENET_MEAN_RGB, decode_predictions
-from rectifier_zoo.initializers import MSRANormal
-from rectifier_zoo.layers import PReLU, SpatialPyramidPooling
-from rectifier_zoo.models import (
-    build_model,
-    get_model,
-    list_models,
-    model_a,
-    model_b,
-    model_c,
-    model_deep,
-    model_small,
-    model_tiny,
-    weight_decay_exclusions,
-)
-from rectifier_zoo.optimizers import CaffeSGD
-from rectifier_zoo.weights import register_weights
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ARCHITECTURES",
-    "Architecture",
-    "CaffeSGD",
-    "ConvStage",
-    "IMAGENET_MEAN_RGB",
-    "MSRANormal",
-    "PReLU",
-    "SpatialPyramidPooling",
-    "build_model",
-    "decode_predictions",
-    "get_model",
-    "initializers",
-    "list_models",
-    "model_a",
-    "model_b",
-    "model_c",
-    "model_deep",
-    "model_small",
-    "model_tiny",
-    "register_weights",
-    "weight_decay_exclusions",
-]
+# name -> module that defines it
+_EXPORTS = {
+    "ARCHITECTURES": "architectures",
+    "Architecture": "architectures",
+    "ConvStage": "architectures",
+    "CaffeSGD": "optimizers",
+    "IMAGENET_MEAN_RGB": "imagenet",
+    "decode_predictions": "imagenet",
+    "MSRANormal": "initializers",
+    "PReLU": "layers",
+    "SpatialPyramidPooling": "layers",
+    "build_model": "models",
+    "get_model": "models",
+    "list_models": "models",
+    "model_a": "models",
+    "model_b": "models",
+    "model_c": "models",
+    "model_deep": "models",
+    "model_small": "models",
+    "model_tiny": "models",
+    "weight_decay_exclusions": "models",
+    "register_weights": "weights",
+}
+_SUBMODULES = ("initializers", "paper")
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"rectifier_zoo.{_EXPORTS[name]}"), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"rectifier_zoo.{name}")
+    else:
+        raise AttributeError(f"module 'rectifier_zoo' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

@@ -7,8 +7,10 @@ import os
 
 import numpy as np
 
+from rectifier_zoo import paper
+
 # Mean RGB of the ImageNet 2012 training set, on the 0..255 scale (the Caffe / VGG figures).
-IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
+IMAGENET_MEAN_RGB = paper.IMAGENET_MEAN_RGB
 NUM_CLASSES = 1000
 _CLASSES_FILE = os.path.join(os.path.dirname(__file__), "imagenet_classes.tsv")
 

@@ -46,7 +46,8 @@ def main(argv):
     del argv
     if not FLAGS.models:
         raise SystemExit("error: --models is required (comma-separated SavedModel folders)")
-    from rectifier_zoo import data, evaluation
+    from rectifier_zoo import data
+    from rectifier_zoo.serving import evaluation
 
     scales = _numbers(FLAGS.scales, int, "scales") if FLAGS.scales else None
     weights = _numbers(FLAGS.weights, float, "weights") if FLAGS.weights else None

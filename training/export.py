@@ -97,12 +97,14 @@ def main(argv):
     import keras
 
     import rectifier_zoo
-    from rectifier_zoo import export
+    from rectifier_zoo.serving import export
 
     run_config, summary = {}, {}
     try:
         if FLAGS.checkpoint_dir:
-            model, run_config, summary = export.model_from_checkpoint(FLAGS.checkpoint_dir)
+            from rectifier_zoo.train import run_dir
+
+            model, run_config, summary = run_dir.model_from_checkpoint(FLAGS.checkpoint_dir)
             name = FLAGS.name or run_config.get("name") or model.name
         elif FLAGS.keras_model:
             model = keras.saving.load_model(FLAGS.keras_model, compile=False)

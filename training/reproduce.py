@@ -40,7 +40,7 @@ def main(argv) -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         sys.exit("reproduce.py needs matplotlib for its figures: pip install matplotlib")
-    from rectifier_zoo import studies
+    from reproduce import studies
 
     start = time.perf_counter()
     summaries = studies.run_study(

@@ -4,9 +4,10 @@
     python training/train.py --recipe=paper_model_a --data_dir=~/tensorflow_datasets
     python training/train.py --recipe=paper_small --activation=relu --strategy=mirrored
 
-Flags override the fields of the chosen recipe (training/recipes.py). Restarting with the same
---model_dir resumes from its last checkpoint; a changed model, class list, batch size or
-precision is refused, other changes (more steps, a new learning rate) are recorded in config.json.
+Flags override the fields of the chosen recipe (rectifier_zoo/train/recipes.py). Restarting
+with the same --model_dir resumes from its last checkpoint; a changed model, class list, batch size
+or precision is refused, other changes (more steps, a new learning rate) are recorded in
+config.json.
 SIGTERM or Ctrl-C saves a checkpoint at the next step boundary and exits (code 143 or 130).
 
 The console shows the progress, the validation lines and the final block; --verbosity=-1 (warnings),
@@ -32,8 +33,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string(
     "recipe",
     "quickstart",
-    "A recipe of training/recipes.py: quickstart, paper_model_a, paper_model_b, paper_model_c, "
-    "paper_small or init_study.",
+    "A recipe of rectifier_zoo/train/recipes.py: quickstart, paper_model_a, paper_model_b, "
+    "paper_model_c, paper_small or init_study.",
 )
 flags.DEFINE_string("model", None, "Registered model name (overrides the recipe's model).")
 flags.DEFINE_string("activation", None, "prelu or relu.")
@@ -136,21 +137,20 @@ def _start_tensorflow():
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # the CUDA probe runs (and logs) here, once
-            import recipes  # noqa: F401  (imports Keras, which logs on its first import)
+            from rectifier_zoo.train import recipes  # noqa: F401  (imports Keras, which logs on its first import)
         absl_logging.set_verbosity(absl_logging.ERROR)
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     return trainer
 
 
 def make_config(recipe_name: str):
     """The recipe's fields, then every flag that was set."""
-    import recipes
-
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train import recipes
 
     recipe = recipes.get_recipe(recipe_name)
     fields = recipe.overrides()

@@ -5,92 +5,54 @@
     ds = data.make_dataset(source, "train", is_training=True, global_batch_size=128,
                            config=data.TransformConfig(crop_size=64, min_scale=72, max_scale=96))
 
-Images come out as float32 RGB in [0, 255] (the model subtracts the ImageNet mean itself).
+Images come out as float32 RGB in [0, 255] (the model subtracts the ImageNet mean itself). The
+single transforms (crop windows, PCA lighting, the fused JPEG decode) are in
+`rectifier_zoo.data.transforms`. Names load on first use: `rectifier_zoo.data.config` (the
+transform settings) imports no TensorFlow.
 """
 
-from rectifier_zoo.data.pipeline import (
-    DEFAULT_SHUFFLE_BUFFER_SIZE,
-    make_dataset,
-    num_skipped_images,
-    reset_skipped_images,
-    skipped_image_names,
-)
-from rectifier_zoo.data.sources import (
-    SOURCES,
-    SPLITS,
-    FolderSource,
-    Source,
-    TFDSImageNetSource,
-    TFRecordSource,
-    check_splits,
-    get_source,
-    imagenet_wnids,
-    prepare_imagenet2012,
-)
-from rectifier_zoo.data.synthetic import (
-    TINY_CONFIG,
-    SyntheticConfig,
-    default_cache_dir,
-    ensure_synthetic_dataset,
-)
-from rectifier_zoo.data.transforms import (
-    IMAGENET_PCA_EIGENVALUES,
-    IMAGENET_PCA_EIGENVECTORS,
-    TransformConfig,
-    center_crop_window,
-    color_jitter,
-    decode_and_crop,
-    decode_then_crop,
-    eval_transform,
-    looks_decodable,
-    pca_lighting,
-    random_crop_window,
-    random_flip,
-    train_transform,
-)
+import importlib
+
+# name -> module of rectifier_zoo.data that defines it
+_EXPORTS = {
+    "TransformConfig": "config",
+    "make_dataset": "pipeline",
+    "num_skipped_images": "pipeline",
+    "reset_skipped_images": "pipeline",
+    "skipped_image_names": "pipeline",
+    "SOURCES": "sources",
+    "SPLITS": "sources",
+    "Source": "sources",
+    "FolderSource": "sources",
+    "TFRecordSource": "sources",
+    "TFDSImageNetSource": "sources",
+    "check_splits": "sources",
+    "get_source": "sources",
+    "prepare_imagenet2012": "sources",
+    "SyntheticConfig": "synthetic",
+    "TINY_CONFIG": "synthetic",
+    "default_cache_dir": "synthetic",
+    "ensure_synthetic_dataset": "synthetic",
+    "ensure_tiny_synthetic_dataset": "synthetic",
+    "eval_transform": "transforms",
+    "looks_decodable": "transforms",
+    "train_transform": "transforms",
+}
+_SUBMODULES = ("config", "pipeline", "sources", "synthetic", "testing", "transforms")
+
+__all__ = sorted(_EXPORTS)
 
 
-def ensure_tiny_synthetic_dataset(root: str) -> str:
-    """A few tiny synthetic images (4 classes, 24-48 px) at `root`, for tests.
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-    Args:
-        root: target folder.
-    """
-    return ensure_synthetic_dataset(root, TINY_CONFIG)
 
-
-__all__ = [
-    "DEFAULT_SHUFFLE_BUFFER_SIZE",
-    "IMAGENET_PCA_EIGENVALUES",
-    "IMAGENET_PCA_EIGENVECTORS",
-    "SOURCES",
-    "SPLITS",
-    "TINY_CONFIG",
-    "FolderSource",
-    "Source",
-    "SyntheticConfig",
-    "TFDSImageNetSource",
-    "TFRecordSource",
-    "TransformConfig",
-    "center_crop_window",
-    "check_splits",
-    "color_jitter",
-    "decode_and_crop",
-    "decode_then_crop",
-    "default_cache_dir",
-    "ensure_synthetic_dataset",
-    "ensure_tiny_synthetic_dataset",
-    "eval_transform",
-    "get_source",
-    "imagenet_wnids",
-    "looks_decodable",
-    "make_dataset",
-    "num_skipped_images",
-    "pca_lighting",
-    "prepare_imagenet2012",
-    "random_crop_window",
-    "random_flip",
-    "reset_skipped_images",
-    "skipped_image_names",
-    "train_transform",
-]
+def __dir__():
+    return sorted([*globals(), *__all__])

@@ -12,11 +12,11 @@ so pipelines read disjoint data, as `strategy.distribute_datasets_from_function`
 from __future__ import annotations
 
 import glob
-import importlib.resources
 import os
 
 import tensorflow as tf
 
+from rectifier_zoo import imagenet
 from rectifier_zoo.data import synthetic
 
 SOURCES = ("synthetic", "folder", "tfrecord", "imagenet2012")
@@ -33,12 +33,6 @@ _TFRECORD_PATTERNS = {"train": "train-*", "validation": "validation-*"}
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
-
-
-def imagenet_wnids() -> list[str]:
-    """The 1000 ImageNet synset ids in the standard (sorted) label order, from the shipped list."""
-    text = importlib.resources.files("rectifier_zoo").joinpath("imagenet_classes.tsv").read_text()
-    return [line.split("\t")[0] for line in text.splitlines() if line.strip()]
 
 
 class Source:
@@ -306,7 +300,7 @@ class TFRecordSource(Source):
             num_classes = len(class_names) if class_names else 1000
         if class_names is None:
             class_names = (
-                imagenet_wnids()
+                imagenet.class_ids()
                 if num_classes == 1000
                 else [f"class_{i}" for i in range(num_classes)]
             )

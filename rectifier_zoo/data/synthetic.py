@@ -300,3 +300,12 @@ def render_image(rng: np.random.Generator, label: int, config: SyntheticConfig) 
             image = image * (1 - blob[..., None]) + rng.uniform(0, 255, 3) * blob[..., None]
     image += rng.normal(0.0, 6.0 + 30.0 * d, size=image.shape)
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+
+def ensure_tiny_synthetic_dataset(root: str) -> str:
+    """A few tiny synthetic images (4 classes, 24-48 px) at `root`, for tests.
+
+    Args:
+        root: target folder.
+    """
+    return ensure_synthetic_dataset(root, TINY_CONFIG)

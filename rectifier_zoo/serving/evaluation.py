@@ -1,6 +1,7 @@
 """The bundled evaluator: test views, ensembles of exported SavedModels, top-1 / top-5 error.
 
-    from rectifier_zoo import data, evaluation
+    from rectifier_zoo import data
+    from rectifier_zoo.serving import evaluation
     result = evaluation.evaluate(["exported_models/model_a/3", "exported_models/model_b/1"],
                                  data.get_source("imagenet2012"), protocol="dense")
     evaluation.print_table(result); evaluation.write_results(result, "eval.json")
@@ -31,9 +32,9 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from rectifier_zoo import export
 from rectifier_zoo.data import sources as sources_lib
 from rectifier_zoo.data import transforms
+from rectifier_zoo.serving import export
 
 PROTOCOLS = ("center", "ten_view", "dense")
 DEFAULT_DENSE_SCALES = (256, 384, 480)

@@ -38,7 +38,7 @@ def test_config_rejects_bad_values(kwargs, argument):
 def test_random_crop_windows_stay_inside_extreme_images(shape):
     height, width = shape
     for s in range(40):
-        y, x, h, w = data.random_crop_window(
+        y, x, h, w = data.transforms.random_crop_window(
             tf.constant([height, width, 3]), tf.constant([7, s]), 224, 256, 512
         ).numpy()
         assert h == w >= 1
@@ -52,7 +52,8 @@ def test_random_crop_windows_stay_inside_extreme_images(shape):
 @pytest.mark.parametrize("shape", [(10, 500), (500, 10), (256, 341), (1, 1)])
 def test_center_crop_window_is_centred_and_inside(shape):
     height, width = shape
-    y, x, h, w = data.center_crop_window(tf.constant([height, width, 3]), 224, 256).numpy()
+    window = data.transforms.center_crop_window(tf.constant([height, width, 3]), 224, 256)
+    y, x, h, w = window.numpy()
     assert h == w == max(1, round(224 * min(shape) / 256))
     assert y + h <= height and x + w <= width
     assert abs((height - h) - 2 * y) <= 1 and abs((width - w) - 2 * x) <= 1
@@ -61,7 +62,7 @@ def test_center_crop_window_is_centred_and_inside(shape):
 def test_scale_jitter_covers_the_range():
     sides = [
         int(
-            data.random_crop_window(
+            data.transforms.random_crop_window(
                 tf.constant([512, 1024, 3]), tf.constant([0, s]), 224, 256, 512
             )[2]
         )
@@ -139,7 +140,7 @@ def test_random_flip_mirrors_about_half_the_time():
     image = tf.reshape(tf.range(2 * 3 * 3, dtype=tf.float32), [2, 3, 3])
     flipped = 0
     for s in range(200):
-        out = data.random_flip(image, tf.constant([0, s])).numpy()
+        out = data.transforms.random_flip(image, tf.constant([0, s])).numpy()
         if np.array_equal(out, image.numpy()[:, ::-1]):
             flipped += 1
         else:
@@ -150,10 +151,10 @@ def test_random_flip_mirrors_about_half_the_time():
 def test_pca_lighting_matches_numpy_formula():
     image = tf.fill([4, 4, 3], 128.0)
     seed = tf.constant([5, 6])
-    out = data.pca_lighting(image, seed, stddev=0.1).numpy()
+    out = data.transforms.pca_lighting(image, seed, stddev=0.1).numpy()
     alpha = tf.random.stateless_normal([3], tf.cast(seed, tf.int64), stddev=0.1).numpy()
-    eigenvectors = np.array(data.IMAGENET_PCA_EIGENVECTORS)
-    offset = eigenvectors @ (alpha * np.array(data.IMAGENET_PCA_EIGENVALUES)) * 255.0
+    eigenvectors = np.array(data.transforms.IMAGENET_PCA_EIGENVECTORS)
+    offset = eigenvectors @ (alpha * np.array(data.transforms.IMAGENET_PCA_EIGENVALUES)) * 255.0
     np.testing.assert_allclose(out, 128.0 + offset[None, None, :] * np.ones((4, 4, 1)), atol=1e-3)
     # Lighting noise is a colour shift of a few grey levels, not a wash-out.
     assert np.all(np.abs(offset) < 30)
@@ -161,7 +162,7 @@ def test_pca_lighting_matches_numpy_formula():
 
 def test_color_jitter_stays_in_range():
     image = tf.constant(testing.smooth_image(1, 16, 16), tf.float32)
-    out = data.color_jitter(image, tf.constant([1, 1]), 0.4).numpy()
+    out = data.transforms.color_jitter(image, tf.constant([1, 1]), 0.4).numpy()
     assert out.shape == (16, 16, 3) and out.min() >= 0 and out.max() <= 255
     assert not np.allclose(out, image.numpy())
     config = data.TransformConfig(crop_size=8, min_scale=8, max_scale=8, color_jitter=0.3)
@@ -186,7 +187,7 @@ def test_png_grayscale_and_cmyk_decode_to_rgb(name):
     encoded, expected = _formats()[name]
     assert bool(data.looks_decodable(tf.constant(encoded)))
     full = lambda shape: tf.stack([0, 0, shape[0], shape[1]])  # noqa: E731
-    image = data.decode_and_crop(tf.constant(encoded), full).numpy()
+    image = data.transforms.decode_and_crop(tf.constant(encoded), full).numpy()
     assert image.shape[-1] == 3 and image.dtype == np.uint8
     if name == "cmyk_jpeg":
         np.testing.assert_array_equal(image[0, 0], [255, 255, 255])
@@ -195,7 +196,7 @@ def test_png_grayscale_and_cmyk_decode_to_rgb(name):
         assert np.mean(np.abs(image.astype(float) - expected)) < 3.0
     # A window through the fallback path equals the same slice of the full decode.
     window = lambda shape: tf.constant([2, 3, 6, 6])  # noqa: E731
-    cropped = data.decode_and_crop(tf.constant(encoded), window).numpy()
+    cropped = data.transforms.decode_and_crop(tf.constant(encoded), window).numpy()
     np.testing.assert_array_equal(cropped, image[2:8, 3:9])
     out = data.train_transform(
         tf.constant(encoded),

@@ -27,8 +27,8 @@ tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
 import rectifier_zoo  # noqa: E402
-from rectifier_zoo import export  # noqa: E402
 from rectifier_zoo.data import testing  # noqa: E402
+from rectifier_zoo.serving import export  # noqa: E402
 
 CLASSES = ["cat", "dog", "fox", "owl"]
 CROP, RESIZE = 64, 72

@@ -35,7 +35,7 @@ def tiny_data(tmp_path_factory):
 
 def tiny_config(data_dir, tmp_path, **overrides):
     """model_tiny on the tiny synthetic set: 32 px crops, batch 4, a handful of steps."""
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     fields = dict(
         name="tiny",
@@ -66,7 +66,7 @@ def test_trainer_uses_caffe_sgd_on_kernels_only(precision, tmp_path):
     import tensorflow as tf
 
     import rectifier_zoo
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     config = tiny_config("unused", tmp_path, precision=precision, weight_decay=0.5, momentum=0.0)
     model = rectifier_zoo.model_tiny(input_shape=(32, 32, 3), classes=4)
@@ -108,7 +108,7 @@ def test_weight_decay_in_the_step_decays_kernels_only(tiny_data, tmp_path):
     """
     import shutil
 
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     common = dict(momentum=0.0, log_every_steps=10, eval_every_epochs=0, learning_rate=1e-3)
     trainer.train(tiny_config(tiny_data, tmp_path, train_steps=1, weight_decay=0.0, **common))
@@ -141,7 +141,7 @@ def test_weight_decay_in_the_step_decays_kernels_only(tiny_data, tmp_path):
 def test_one_step_run_writes_everything(tiny_data, tmp_path):
     import tensorflow as tf
 
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     summary = trainer.train(tiny_config(tiny_data, tmp_path, train_steps=1))
     run = tmp_path / "run"
@@ -165,7 +165,7 @@ def test_one_step_run_writes_everything(tiny_data, tmp_path):
 
 
 def test_resume_continues_to_the_new_total(tiny_data, tmp_path):
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     first = trainer.train(tiny_config(tiny_data, tmp_path, train_steps=3, checkpoint_every_steps=1))
     assert first["train_steps"] == 3 and first["resumed_from_step"] == 0
@@ -183,7 +183,7 @@ def test_resume_continues_to_the_new_total(tiny_data, tmp_path):
 
 
 def test_default_export_dir_gets_next_version(tiny_data, tmp_path, monkeypatch):
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     monkeypatch.chdir(tmp_path)
     config = tiny_config(tiny_data, tmp_path, train_steps=1, export_dir=None, name="demo")
@@ -199,7 +199,7 @@ def test_default_export_dir_gets_next_version(tiny_data, tmp_path, monkeypatch):
 
 
 def test_mixed_bfloat16_runs_and_restores_the_policy(tiny_data, tmp_path):
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     summary = trainer.train(
         tiny_config(tiny_data, tmp_path, train_steps=2, precision="mixed_bfloat16", epochs=1.0)
@@ -231,7 +231,7 @@ def test_mixed_bfloat16_runs_and_restores_the_policy(tiny_data, tmp_path):
     ],
 )
 def test_config_errors(tiny_data, tmp_path, overrides, message):
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     overrides = dict(overrides)
     data_dir = overrides.pop("data_dir", tiny_data)
@@ -242,7 +242,7 @@ def test_config_errors(tiny_data, tmp_path, overrides, message):
 
 
 def test_unwritable_model_dir_fails_before_training(tiny_data, tmp_path):
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -251,7 +251,7 @@ def test_unwritable_model_dir_fails_before_training(tiny_data, tmp_path):
 
 
 def test_batch_not_divisible_by_replicas(tiny_data, tmp_path):
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     class TwoReplicas:
         num_replicas_in_sync = 2
@@ -263,7 +263,7 @@ def test_batch_not_divisible_by_replicas(tiny_data, tmp_path):
 def test_strategy_names():
     import tensorflow as tf
 
-    from rectifier_zoo import distribute
+    from rectifier_zoo.train import distribute
 
     assert isinstance(distribute.get_strategy("auto"), tf.distribute.OneDeviceStrategy)
     assert isinstance(distribute.get_strategy("one_device"), tf.distribute.OneDeviceStrategy)
@@ -272,7 +272,7 @@ def test_strategy_names():
 
 
 def test_multi_worker_without_tf_config(monkeypatch):
-    from rectifier_zoo import distribute
+    from rectifier_zoo.train import distribute
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="TF_CONFIG"):
@@ -280,12 +280,8 @@ def test_multi_worker_without_tf_config(monkeypatch):
 
 
 def test_recipes_build_valid_configs():
-    sys.path.insert(0, os.path.join(REPO, "training"))
-    try:
-        import recipes
-    finally:
-        sys.path.pop(0)
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train import recipes
 
     assert set(recipes.RECIPES) >= {
         "quickstart",
@@ -387,7 +383,8 @@ _MIRRORED_SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
     )
-    from rectifier_zoo import distribute, trainer
+    from rectifier_zoo.train import distribute
+    from rectifier_zoo.train import loop as trainer
     data_dir, out = sys.argv[1], sys.argv[2]
     for name in ("one_device", "mirrored"):
         strategy = distribute.get_strategy(name)
@@ -435,7 +432,7 @@ def _free_ports(count):
 _WORKER_SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
     data_dir, out = sys.argv[1], sys.argv[2]
     config = trainer.TrainConfig(
         name="mw", model="model_tiny", dataset="folder", data_dir=data_dir,
@@ -544,7 +541,7 @@ def test_sigkill_mid_run_then_resume(tiny_data, tmp_path):
 
 
 def test_learning_rate_schedule_steps_and_warmup():
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     config = trainer.TrainConfig(learning_rate=0.01, lr_boundaries=(2.0, 3.0), warmup_epochs=1.0)
     schedule = trainer._LearningRate(config, steps_per_epoch=10)
@@ -557,7 +554,7 @@ def test_learning_rate_schedule_steps_and_warmup():
 
 
 def test_plateau_schedule_divides_the_rate_when_validation_stalls(tiny_data, tmp_path):
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     # A rate too small to change the predictions: the validation error cannot improve.
     config = tiny_config(
@@ -579,7 +576,7 @@ def test_plateau_schedule_divides_the_rate_when_validation_stalls(tiny_data, tmp
 def test_float16_loss_scaling_and_xla_train(tiny_data, tmp_path, overrides):
     import tensorflow as tf
 
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     summary = trainer.train(tiny_config(tiny_data, tmp_path, train_steps=2, **overrides))
     assert summary["train_steps"] == 2
@@ -599,7 +596,7 @@ def _copy_data(tiny_data, tmp_path):
 
 @pytest.mark.parametrize("problem", ["unknown_validation_class", "empty_training_class"])
 def test_data_errors_come_before_the_first_step(tiny_data, tmp_path, problem):
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     root = _copy_data(tiny_data, tmp_path)
     if problem == "unknown_validation_class":
@@ -616,7 +613,7 @@ def test_data_errors_come_before_the_first_step(tiny_data, tmp_path, problem):
 
 
 def test_incompatible_resume_is_refused_and_the_run_kept(tiny_data, tmp_path):
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     trainer.train(tiny_config(tiny_data, tmp_path, train_steps=1))
     config_path = tmp_path / "run" / "config.json"
@@ -657,7 +654,7 @@ def test_incompatible_resume_is_refused_and_the_run_kept(tiny_data, tmp_path):
 
 
 def test_checkpoint_that_does_not_fit_is_a_one_line_error(tiny_data, tmp_path):
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     trainer.train(tiny_config(tiny_data, tmp_path, train_steps=1))
     config_path = tmp_path / "run" / "config.json"
@@ -694,7 +691,7 @@ def _signal_when_checkpointed(run_dir, signum, at_least=2):
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_stop_signal_saves_at_the_next_step_then_resumes(tiny_data, tmp_path, signum, code):
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     previous = signal.getsignal(signum)
     config = tiny_config(
@@ -840,7 +837,7 @@ def test_cli_sigterm_saves_exits_143_and_resumes(tiny_data, tmp_path):
 _STOPPING_WORKER_SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
     data_dir, out = sys.argv[1], sys.argv[2]
     config = trainer.TrainConfig(
         name="mw", model="model_tiny", dataset="folder", data_dir=data_dir,
@@ -894,15 +891,16 @@ def test_input_std_and_fc_initializer_survive_a_rebuild_from_the_run(tiny_data, 
 
     import tensorflow as tf
 
-    from rectifier_zoo import export, trainer
     from rectifier_zoo.architectures import ARCHITECTURES
+    from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train import run_dir
 
     scaled = dataclasses.replace(ARCHITECTURES["model_tiny"], name="tiny_scaled", input_std=58.0)
     config = tiny_config(
         tiny_data, tmp_path, train_steps=1, architecture=scaled, fc_initializer="msra_fan_in"
     )
     summary = trainer.train(config)
-    rebuilt, stored, _ = export.model_from_checkpoint(str(tmp_path / "run"))
+    rebuilt, stored, _ = run_dir.model_from_checkpoint(str(tmp_path / "run"))
     assert stored["architecture"]["input_std"] == 58.0
     images = tf.random.stateless_uniform([2, 40, 48, 3], seed=[1, 2], maxval=255.0)
     exported = tf.saved_model.load(summary["export_path"]).signatures["predict_images"]

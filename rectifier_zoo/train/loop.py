@@ -1,6 +1,6 @@
 """The training loop of the paper's recipe (Sec. 5) under any `tf.distribute` strategy (TensorFlow).
 
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
     summary = trainer.train(trainer.TrainConfig(model="model_small", dataset="synthetic", ...))
 
 One custom loop serves every strategy (one device, `MirroredStrategy`,
@@ -70,8 +70,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from rectifier_zoo import data as data_lib
-from rectifier_zoo import distribute, initializers
-from rectifier_zoo import export as export_lib
+from rectifier_zoo import initializers
 from rectifier_zoo.architectures import Architecture
 from rectifier_zoo.layers import PReLU
 from rectifier_zoo.models import (
@@ -81,6 +80,8 @@ from rectifier_zoo.models import (
     list_models,
 )
 from rectifier_zoo.optimizers import CaffeSGD
+from rectifier_zoo.serving import export as export_lib
+from rectifier_zoo.train import distribute
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 LR_SCHEDULES = ("step", "plateau")

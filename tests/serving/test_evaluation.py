@@ -13,8 +13,9 @@ pytestmark = pytest.mark.tf_only
 tf = pytest.importorskip("tensorflow")
 
 import rectifier_zoo  # noqa: E402
-from rectifier_zoo import data, evaluation, export  # noqa: E402
+from rectifier_zoo import data  # noqa: E402
 from rectifier_zoo.data import testing  # noqa: E402
+from rectifier_zoo.serving import evaluation, export  # noqa: E402
 
 CLASSES = ["ant", "bee", "cow"]
 CROP, RESIZE = 64, 72
@@ -193,7 +194,7 @@ def test_cli(exported, source, tmp_path):
 
 
 def test_trained_on_synthetic_then_exported_scores_what_training_reported(tmp_path):
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
 
     data_dir = data.ensure_tiny_synthetic_dataset(str(tmp_path / "data"))
     config = trainer.TrainConfig(

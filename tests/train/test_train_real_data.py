@@ -28,12 +28,8 @@ def digits(tmp_path_factory):
 
 
 def _quickstart(**overrides):
-    sys.path.insert(0, os.path.join(REPO, "training"))
-    try:
-        import recipes
-    finally:
-        sys.path.pop(0)
-    from rectifier_zoo import trainer
+    from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train import recipes
 
     fields = {**recipes.RECIPES["quickstart"].overrides(), **overrides}
     return trainer.TrainConfig(**fields)
@@ -44,7 +40,8 @@ def _relative_updates(config, digits, learning_rate):
     import keras
     import tensorflow as tf
 
-    from rectifier_zoo import data, trainer
+    from rectifier_zoo import data
+    from rectifier_zoo.train import loop as trainer
 
     keras.utils.set_random_seed(0)
     source = data.get_source("folder", digits)

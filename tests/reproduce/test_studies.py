@@ -9,8 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from rectifier_zoo import initializers, studies
+from rectifier_zoo import initializers
 from rectifier_zoo.architectures import ARCHITECTURES
+from reproduce import studies
 
 pytestmark = pytest.mark.tf_only
 

@@ -1,0 +1,1 @@
+"""Training under tf.distribute (TensorFlow only): config, recipes, the loop, run folders."""
