@@ -16,18 +16,13 @@ The console shows the progress, the validation lines and the final block; --verb
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import re
 import sys
-import tempfile
 import traceback
 
 from absl import app, flags
-from absl import logging as absl_logging
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rectifier_zoo import console
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -89,59 +84,14 @@ _OVERRIDES = (
 )
 
 
-# TensorFlow's native start-up lines, printed before its log settings apply: on a CPU host the
-# CUDA probes, and the oneDNN / CPU-instruction banners.
-_NATIVE_NOISE = re.compile(
-    r"absl::InitializeLog|cudart_stub|cuInit|cuda_platform|cuda_dnn|cuda_fft|cuda_blas|"
-    r"oneDNN custom operations|TensorFlow binary is optimized|rebuild TensorFlow with|"
-    r"computation_placer|Unable to register cu|TF-TRT Warning|Could not find cuda drivers"
-)
-
-
 def _quiet() -> bool:
     """Quiet unless --verbosity was given."""
     return not FLAGS["verbosity"].present
 
 
-@contextlib.contextmanager
-def _filtered_native_stderr():
-    """Holds file descriptor 2 while TensorFlow starts; then replays all but the known noise.
-
-    Those lines come from C++ before TF_CPP_MIN_LOG_LEVEL applies, so Python's logging cannot
-    filter them. Anything else written meanwhile (a real error) is replayed, not lost.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if not _NATIVE_NOISE.search(line):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
-
-
 def _start_tensorflow():
     """Imports TensorFlow with the console settings of --verbosity; returns the trainer."""
-    if _quiet():
-        # Errors only from C++; Python-side INFO/WARNING lines (checkpoint sharding, SavedModel
-        # assets, signature renames) hidden.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        with _filtered_native_stderr():
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # the CUDA probe runs (and logs) here, once
-            from rectifier_zoo.train import recipes  # noqa: F401  (imports Keras, which logs on its first import)
-        absl_logging.set_verbosity(absl_logging.ERROR)
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+    console.start_tensorflow(quiet=_quiet())
     from rectifier_zoo.train import loop as trainer
 
     return trainer
@@ -171,11 +121,6 @@ def make_config(recipe_name: str):
     return config
 
 
-def _one_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -199,7 +144,7 @@ def main(argv):
         kind = (
             "" if isinstance(error, ValueError | FileNotFoundError) else f"{type(error).__name__}: "
         )
-        sys.exit(f"Error: {kind}{_one_line(error)}")
+        sys.exit(f"Error: {kind}{console.one_line(error)}")
     if summary.get("export_path"):  # the chief prints where things are
         print(
             f"\nval top-1 error {summary['val_top1_error']:.4f} "

@@ -81,7 +81,7 @@ from rectifier_zoo.models import (
 )
 from rectifier_zoo.optimizers import CaffeSGD
 from rectifier_zoo.serving import export as export_lib
-from rectifier_zoo.train import distribute
+from rectifier_zoo.train import distribute, steps
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 LR_SCHEDULES = ("step", "plateau")
@@ -701,45 +701,24 @@ def _train(
             total_steps,
         )
 
-    trainable = model.trainable_variables
-    loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-
-    def train_step(images, labels, stop_flag):
-        with tf.GradientTape() as tape:
-            probabilities = model(images, training=True)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
-            loss = tf.reduce_sum(per_example) / global_batch
-            scaled_loss = optimizer.scale_loss(loss) if loss_scaled else loss
-        grads = tape.gradient(scaled_loss, trainable)
-        optimizer.apply_gradients(zip(grads, trainable, strict=True))
-        top1 = _correct(labels, probabilities, 1)
-        return loss, top1, _correct(labels, probabilities, top_k), tf.identity(stop_flag)
-
-    def _correct(labels, probabilities, k):
-        hits = tf.math.in_top_k(tf.cast(labels, tf.int32), tf.cast(probabilities, tf.float32), k)
-        return tf.reduce_sum(tf.cast(hits, tf.float32))
+    train_step = steps.make_train_step(model, optimizer, global_batch, top_k)
+    eval_step = steps.make_eval_step(model, top_k)
 
     @tf.function(jit_compile=config.xla or None)
     def distributed_train_step(images, labels, stop_flag):
         # The stop flag rides along with the step's own all-reduce: no extra collective.
-        results = strategy.run(train_step, args=(images, labels, stop_flag))
+        results = strategy.run(
+            lambda x, y, flag: (*train_step(x, y), tf.identity(flag)),
+            args=(images, labels, stop_flag),
+        )
         return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None) for t in results)
-
-    def eval_step(images, labels, stop_flag):
-        count = tf.shape(labels)[0]
-
-        def score():
-            probabilities = model(images, training=False)
-            return _correct(labels, probabilities, 1), _correct(labels, probabilities, top_k)
-
-        # The last, partial global batch leaves some replicas an empty batch, which some ops
-        # (e.g. oneDNN's conv + PReLU) reject: those replicas skip the model and count nothing.
-        top1, top5 = tf.cond(count > 0, score, lambda: (tf.constant(0.0), tf.constant(0.0)))
-        return tf.cast(count, tf.float32), top1, top5, tf.identity(stop_flag)
 
     @tf.function(reduce_retracing=True)
     def distributed_eval_step(images, labels, stop_flag):
-        results = strategy.run(eval_step, args=(images, labels, stop_flag))
+        results = strategy.run(
+            lambda x, y, flag: (*eval_step(x, y), tf.identity(flag)),
+            args=(images, labels, stop_flag),
+        )
         return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None) for t in results)
 
     def stop_agreed(flag_sum) -> bool:
@@ -830,6 +809,7 @@ def _train(
         loss, top1, top5, flag = distributed_train_step(images, labels, tf.constant(stop.requested))
         loss = float(loss)  # waits for the step
         elapsed = time.perf_counter() - tick
+        loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         if not math.isfinite(loss) and not loss_scaled:
             raise FloatingPointError(
                 f"The loss is {loss} at step {step + 1}; the run diverged (last checkpoint: "

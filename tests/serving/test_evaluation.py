@@ -19,7 +19,7 @@ from rectifier_zoo.serving import evaluation, export  # noqa: E402
 
 CLASSES = ["ant", "bee", "cow"]
 CROP, RESIZE = 64, 72
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")

@@ -539,7 +539,7 @@ def test_stale_staging_folders_are_removed(model, tmp_path):
     assert live.exists()  # a running export's folder is left alone
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _export_cli(*flags):

@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.tf_only
 pytest.importorskip("sklearn")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.tf_only
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_PY = os.path.join(REPO, "training", "train.py")
 SUMMARY_KEYS = (
     "val_top1_error",
