@@ -24,6 +24,7 @@ import threading
 import tensorflow as tf
 from absl import logging
 
+from rectifier_zoo.checks import check_choice
 from rectifier_zoo.data import sources as sources_lib
 from rectifier_zoo.data import transforms
 
@@ -91,8 +92,7 @@ def _record_skip(key: tf.Tensor) -> tf.Tensor:
 
 
 def _validate(split: str, global_batch_size: int, config, shuffle_buffer_size) -> None:
-    if split not in sources_lib.SPLITS:
-        raise ValueError(f"split must be one of {sources_lib.SPLITS}. Received: split={split!r}")
+    check_choice("split", split, sources_lib.SPLITS)
     if not isinstance(global_batch_size, int) or global_batch_size < 1:
         raise ValueError(
             "global_batch_size must be a positive int. "

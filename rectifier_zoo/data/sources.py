@@ -17,6 +17,7 @@ import os
 import tensorflow as tf
 
 from rectifier_zoo import imagenet
+from rectifier_zoo.checks import check_choice
 from rectifier_zoo.data import synthetic
 
 SOURCES = ("synthetic", "folder", "tfrecord", "imagenet2012")
@@ -28,11 +29,6 @@ _IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".gif", ".bmp")
 _IMAGENET_NUM_EXAMPLES = {"train": 1_281_167, "validation": 50_000}
 _FOLDER_SPLIT_NAMES = {"train": ("train",), "validation": ("val", "validation")}
 _TFRECORD_PATTERNS = {"train": "train-*", "validation": "validation-*"}
-
-
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
 
 
 class Source:
@@ -175,7 +171,7 @@ class FolderSource(Source):
         Args:
             split: "train" or "validation".
         """
-        _check_split(split)
+        check_choice("split", split, SPLITS)
         if split not in self._files:
             split_dir = self._split_dir(split)
             if split_dir is None:
@@ -321,7 +317,7 @@ class TFRecordSource(Source):
         Args:
             split: "train" or "validation".
         """
-        _check_split(split)
+        check_choice("split", split, SPLITS)
         paths = sorted(glob.glob(os.path.join(self.root, _TFRECORD_PATTERNS[split])))
         if not paths:
             raise FileNotFoundError(
@@ -462,7 +458,7 @@ class TFDSImageNetSource(Source):
         self.class_names = list(label.names)
 
     def _split_info(self, split: str):
-        _check_split(split)
+        check_choice("split", split, SPLITS)
         if split not in self.builder.info.splits:
             raise FileNotFoundError(
                 f"Split {split!r} of imagenet2012 was not prepared in {self.data_dir!r} (was "
@@ -533,8 +529,7 @@ def get_source(name: str, data_dir: str | os.PathLike | None = None, **kwargs) -
     Returns:
         A `Source` with `.num_classes`, `.class_names`, `.num_examples(split)` and `.read(...)`.
     """
-    if name not in SOURCES:
-        raise ValueError(f"Unknown data source. Expected one of {SOURCES}. Received: name={name!r}")
+    check_choice("dataset", name, SOURCES)
     if data_dir is not None:
         data_dir = os.path.expanduser(os.fspath(data_dir))
     if name == "synthetic":

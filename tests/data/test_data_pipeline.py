@@ -142,7 +142,7 @@ def test_bad_arguments(folder):
         data.make_dataset(folder, "train", True, 0, config=TINY)
     with pytest.raises(ValueError, match="config="):
         data.make_dataset(folder, "train", True, 4, config={"crop_size": 16})
-    with pytest.raises(ValueError, match="Received: name='imagenet'"):
+    with pytest.raises(ValueError, match="Received: dataset='imagenet'"):
         data.make_dataset("imagenet", "train", True, 4)
     with pytest.raises(ValueError, match="decode='fast'"):
         data.train_transform(tf.constant(b""), tf.constant([0, 0]), TINY, decode="fast")

@@ -28,7 +28,7 @@ def folder_root(tmp_path_factory):
 
 def test_unknown_source_name_lists_choices():
     with pytest.raises(
-        ValueError, match=r"synthetic.*folder.*tfrecord.*imagenet2012.*name='mnist'"
+        ValueError, match=r"synthetic.*folder.*tfrecord.*imagenet2012.*dataset='mnist'"
     ):
         data.get_source("mnist")
     assert data.SOURCES == ("synthetic", "folder", "tfrecord", "imagenet2012")
