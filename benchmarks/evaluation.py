@@ -17,9 +17,10 @@ A Model-A-shaped net (Table 3 depth and layout, conv and fc widths divided by `-
 
     python benchmarks/evaluation.py [--width_divisor 4] [--images 4] [--output out.json]
 
-Targets: dense >= 5x faster than crop by crop; serving a 12 MP JPEG <= 0.6x its bare decode
-(with `model_tiny`, whose forward pass is small next to the decode; Model A's own forward pass
-alone takes about as long as the decode on a 2-core CPU, so its ratio is printed too).
+Targets (`benchmarks/targets.py`, judged by `benchmarks/run.py`): dense >= 5x faster than crop
+by crop; serving a 12 MP JPEG <= 0.6x its bare decode (with `model_tiny`, whose forward pass is
+small next to the decode; Model A's own forward pass alone takes about as long as the decode on
+a 2-core CPU, so its ratio is printed too).
 """
 
 import argparse

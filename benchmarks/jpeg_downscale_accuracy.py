@@ -9,8 +9,9 @@ off), and both exports score the validation images as they are and upscaled `--u
 
     python benchmarks/jpeg_downscale_accuracy.py [--epochs 15] [--upscale 8] [--seeds 0 1 2]
 
-Target: top-1 with and without downscaling equal within 0.5 points. With 500 validation images
-one image is 0.2 points, so the number of changed predictions is printed too.
+Target (`benchmarks/targets.py`): top-1 with and without downscaling equal within 0.5 points.
+With 500 validation images one image is 0.2 points, so the number of changed predictions is
+printed too.
 """
 
 import argparse

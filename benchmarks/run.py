@@ -8,7 +8,8 @@ comparisons side by side, interleaved, as medians. The figures are gathered into
 `benchmarks/results/<date>-<host>.json` (keys like `prelu_overhead.ours_vs_relu`, see KEYS) and
 `benchmarks/results/<date>-<host>.md`; README.md's "Performance" section, between the
 `<!-- performance:start -->` and `<!-- performance:end -->` markers, is rewritten from that JSON.
-A missed target is reported as missed. `--quick` takes under 10 minutes on 2 cores.
+The targets are those of `benchmarks/targets.py`; a missed target is reported as missed.
+`--quick` takes under 10 minutes on 2 cores.
 """
 
 import argparse
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from targets import TARGETS, describe
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 README = os.path.join(os.path.dirname(HERE), "README.md")
@@ -36,36 +39,28 @@ BENCHMARKS = {
     "evaluation": ([], ["--images", "2", "--latency_repeats", "20", "--large_repeats", "3"]),
 }
 
-# (key, how to read it from the benchmarks' raw JSON, target description, test or None)
+# (key, how to read it from the benchmarks' raw JSON); the targets are in targets.py.
 KEYS = [
-    ("prelu_overhead.ours_vs_relu", ("prelu_overhead", "ours_vs_relu"), "<= 1.05",
-     lambda v: v <= 1.05),
-    ("prelu_overhead.keras_prelu_vs_relu", ("prelu_overhead", "keras_prelu_vs_relu"),
-     ">= ours", None),
-    ("prelu_overhead.ours_vs_keras_prelu", ("prelu_overhead", "ours_vs_keras_prelu"), "<= 1.0",
-     lambda v: v <= 1.0),
-    ("training.model_a_vs_vgg19_flops", ("training", "model_a_vs_vgg19_flops"), ">= 0.95",
-     lambda v: v >= 0.95),
-    ("training.model_a_mfu", ("training", "model_a_mfu"), "-", None),
-    ("training.model_a_bf16_mfu", ("training", "model_a_bf16_mfu"), "-", None),
-    ("training.model_a_bf16_speedup", ("training", "model_a_bf16_speedup"), "-", None),
-    ("input_pipeline.fused_vs_unfused", ("input_pipeline", "fused_speedup"), ">= 1.3",
-     lambda v: v >= 1.3),
+    ("prelu_overhead.ours_vs_relu", ("prelu_overhead", "ours_vs_relu")),
+    ("prelu_overhead.keras_prelu_vs_relu", ("prelu_overhead", "keras_prelu_vs_relu")),
+    ("prelu_overhead.ours_vs_keras_prelu", ("prelu_overhead", "ours_vs_keras_prelu")),
+    ("training.model_a_vs_vgg19_flops", ("training", "model_a_vs_vgg19_flops")),
+    ("training.model_a_mfu", ("training", "model_a_mfu")),
+    ("training.model_a_bf16_mfu", ("training", "model_a_bf16_mfu")),
+    ("training.model_a_bf16_speedup", ("training", "model_a_bf16_speedup")),
+    ("input_pipeline.fused_vs_unfused", ("input_pipeline", "fused_speedup")),
     ("input_pipeline.images_per_sec_per_core",
-     ("input_pipeline", "images_per_second_per_core", "fused"), ">= 250", lambda v: v >= 250),
-    ("evaluation.dense_vs_crops", ("evaluation", "dense_vs_crops", "speedup"), ">= 5",
-     lambda v: v >= 5),
+     ("input_pipeline", "images_per_second_per_core", "fused")),
+    ("evaluation.dense_vs_crops", ("evaluation", "dense_vs_crops", "speedup")),
     ("serving.latency_ms_p50",
-     ("evaluation", "latency_batch1", "serving_default(jpeg bytes)", "median_ms"), "-", None),
+     ("evaluation", "latency_batch1", "serving_default(jpeg bytes)", "median_ms")),
     ("serving.latency_ms_p99",
-     ("evaluation", "latency_batch1", "serving_default(jpeg bytes)", "p99_ms"), "-", None),
+     ("evaluation", "latency_batch1", "serving_default(jpeg bytes)", "p99_ms")),
     ("serving.large_jpeg_vs_decode",
-     ("evaluation", "large_jpeg", "vs_decode", "serving_default, model_tiny"), "<= 0.6",
-     lambda v: v <= 0.6),
-    ("serving.refuse_20000px_jpeg_s", ("evaluation", "refuse_20000px_jpeg", "seconds"), "-",
-     None),
+     ("evaluation", "large_jpeg", "vs_decode", "serving_default, model_tiny")),
+    ("serving.refuse_20000px_jpeg_s", ("evaluation", "refuse_20000px_jpeg", "seconds")),
     ("serving.refuse_20000px_jpeg_rss_mb",
-     ("evaluation", "refuse_20000px_jpeg", "max_rss_growth_mb"), "-", None),
+     ("evaluation", "refuse_20000px_jpeg", "max_rss_growth_mb")),
 ]  # fmt: skip
 
 
@@ -107,15 +102,15 @@ def summarize(raw: dict, quick: bool) -> dict:
         "machine": machine_info(),
         "targets": [],
     }
-    for key, path, target, test in KEYS:
+    for key, path in KEYS:
         value = _lookup(raw, path)
         if value is None:
             continue
         group, name = key.split(".")
         result.setdefault(group, {})[name] = value
         result["targets"].append(
-            {"key": key, "value": value, "target": target,
-             "met": None if test is None else bool(test(value))}
+            {"key": key, "value": value, "target": describe(key),
+             "met": TARGETS[key].met(value) if key in TARGETS else None}
         )  # fmt: skip
     result["raw"] = raw
     return result

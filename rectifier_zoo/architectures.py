@@ -2,12 +2,14 @@
 
 Stages follow the paper's tables row by row. Each `ConvStage` is `num_layers` convolutions
 (each followed by the rectifier), then an optional max-pool. Padding is inferred from the
-feature-map sizes in Table 3 (PAPER.md, Sec. 3): the 7x7/2 stem pads 3 pixels per side, the
-3x3 and 2x2 convolutions keep the size ("same"), the max-pools are "valid".
+feature-map sizes in Table 3 (Sec. 2.3): the 7x7/2 stem pads 3 pixels per side, the 3x3 and
+2x2 convolutions keep the size ("same"), the max-pools are "valid" (docs/choices.md).
 """
 
 import dataclasses
 import math
+
+from rectifier_zoo import paper
 
 SAME = "same"
 
@@ -59,8 +61,11 @@ class Architecture:
         fc_units: widths of the hidden fully connected layers (`fc1`, `fc2`); the classifier
             (`fc3`) has `classes` outputs.
         reference: where in the paper it comes from.
-        paper_multiply_adds: the paper's complexity figure at 224x224 (conv + fc), if it gives one.
-        paper_params: the parameter count of the paper's table (PAPER.md), if known.
+        paper_multiply_adds: the paper's complexity figure at 224x224 (conv + fc, Table 3), if
+            it gives one.
+        counted_params: our own count of the built model's parameters (1000 classes, PReLU
+            slopes included), pinned so that a change to the builder shows. Not from the paper,
+            which lists no parameter counts.
         input_std: the mean-subtracted pixels are divided by it in the graph. 1 (the paper's
             models): raw 0..255 minus the mean, which the paper's fixed fc stds are tuned for.
             Nets trained with MSRA-initialized fc layers need inputs of about unit scale.
@@ -72,7 +77,7 @@ class Architecture:
     fc_units: tuple[int, ...]
     reference: str
     paper_multiply_adds: float | None = None
-    paper_params: float | None = None
+    counted_params: float | None = None
     input_std: float = 1.0
 
     @property
@@ -104,7 +109,9 @@ class Architecture:
 
 
 # Table 3: 7x7/2 stem, 2x2/2 max-pools, SPP {7, 3, 2, 1} on the 14x14 map, fc 4096-4096.
-def _large_model(name: str, num_layers: int, widths: tuple[int, int, int], **paper) -> Architecture:
+def _large_model(
+    name: str, num_layers: int, widths: tuple[int, int, int], counted_params: float
+) -> Architecture:
     return Architecture(
         name=name,
         stages=(
@@ -116,7 +123,8 @@ def _large_model(name: str, num_layers: int, widths: tuple[int, int, int], **pap
         spp_levels=(7, 3, 2, 1),
         fc_units=(4096, 4096),
         reference="He et al. 2015, Table 3",
-        **paper,
+        paper_multiply_adds=paper.TABLE3_MULTIPLY_ADDS[name],
+        counted_params=counted_params,
     )
 
 
@@ -141,15 +149,9 @@ DEEP_DEPTH = 30
 ARCHITECTURES: dict[str, Architecture] = {
     arch.name: arch
     for arch in (
-        _large_model(
-            "model_a", 5, (256, 512, 512), paper_multiply_adds=1.90e10, paper_params=178.0e6
-        ),
-        _large_model(
-            "model_b", 6, (256, 512, 512), paper_multiply_adds=2.32e10, paper_params=183.3e6
-        ),
-        _large_model(
-            "model_c", 6, (384, 768, 896), paper_multiply_adds=5.30e10, paper_params=330.6e6
-        ),
+        _large_model("model_a", 5, (256, 512, 512), counted_params=178.0e6),
+        _large_model("model_b", 6, (256, 512, 512), counted_params=183.3e6),
+        _large_model("model_c", 6, (384, 768, 896), counted_params=330.6e6),
         _small_model("model_small", 6, "He et al. 2015, Table 1 (the 14-layer model)"),
         # Sec. 2.2: the 14-layer model plus 16 conv 2x2, 256 layers (27 conv + 3 fc).
         _small_model(

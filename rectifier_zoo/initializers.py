@@ -4,6 +4,8 @@ import math
 
 import keras
 
+from rectifier_zoo.checks import check_choice
+
 MODES = ("fan_in", "fan_out")
 
 # Names accepted wherever the package takes an initializer by string.
@@ -34,8 +36,9 @@ class MSRANormal(keras.initializers.RandomNormal):
     `n = k * k * c_in` (the fan-in, `mode="fan_in"`, the forward form of Eqn. 10) or
     `n = k * k * c_out` (the fan-out, `mode="fan_out"`, the backward form of Eqn. 14, which the
     paper used for Models A, B and C). `a` is the negative slope of the rectifier that follows:
-    0 for ReLU, the PReLU's initial slope (0.25) for PReLU; `a = 1` gives `std = sqrt(1 / n)`,
-    the "Xavier" initialization the paper compares against.
+    0 for ReLU, the PReLU's initial slope for PReLU (`rectifier_zoo.paper.PRELU_INITIAL_SLOPE`,
+    0.25, which the builders pass); `a = 1` gives `std = sqrt(1 / n)`, the "Xavier"
+    initialization the paper compares against.
 
     How this differs from `keras.initializers.HeNormal`: HeNormal draws from a normal
     distribution truncated at two standard deviations (and rescales it), always uses the fan-in
@@ -57,8 +60,7 @@ class MSRANormal(keras.initializers.RandomNormal):
     """
 
     def __init__(self, negative_slope: float = 0.0, mode: str = "fan_out", seed=None):
-        if mode not in MODES:
-            raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
+        check_choice("mode", mode, MODES)
         if not isinstance(negative_slope, int | float) or isinstance(negative_slope, bool):
             raise ValueError(
                 f"`negative_slope` must be a number. Received: negative_slope={negative_slope!r}"

@@ -8,16 +8,16 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from rectifier_zoo import paper
+from rectifier_zoo.checks import check_choice
+
 SLOPE_WEIGHT_NAME = "negative_slope"
+DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def _check_data_format(data_format: str | None) -> str:
     data_format = data_format or keras.config.image_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "`data_format` must be one of 'channels_last', 'channels_first'. "
-            f"Received: data_format={data_format!r}"
-        )
+    check_choice("data_format", data_format, DATA_FORMATS)
     return data_format
 
 
@@ -38,7 +38,8 @@ class PReLU(keras.layers.Layer):
 
     How this differs from `keras.layers.PReLU`: Keras starts the slope at 0 (a ReLU) and keeps
     one slope per element unless `shared_axes` is given; here the slope starts at 0.25 as in the
-    paper (Sec. 2.1) and the sharing is stated by `channel_shared`.
+    paper (Sec. 2.1, `rectifier_zoo.paper.PRELU_INITIAL_SLOPE`) and the sharing is stated by
+    `channel_shared`.
 
     The slope has no regularizer and no constraint (the paper lets it go negative or above 1).
     It is named `"negative_slope"`, so an optimizer can leave it out of weight decay by name;
@@ -58,7 +59,7 @@ class PReLU(keras.layers.Layer):
     def __init__(
         self,
         channel_shared: bool = False,
-        initial_slope: float = 0.25,
+        initial_slope: float = paper.PRELU_INITIAL_SLOPE,
         data_format: str | None = None,
         **kwargs,
     ):
@@ -106,7 +107,7 @@ class PReLU(keras.layers.Layer):
         if self._broadcast_shape is not None:
             slope = ops.reshape(slope, self._broadcast_shape)
         # relu(y) + a * min(y, 0): two cheap element-wise passes that backends fuse; the gradient
-        # w.r.t. `a` is min(y, 0) summed over the broadcast axes, as in the paper's Eqn. 4.
+        # w.r.t. `a` is min(y, 0) summed over the broadcast axes, as in the paper's Eqns. 2-4.
         return ops.relu(inputs) + slope * ops.minimum(inputs, 0)
 
     def compute_output_shape(self, input_shape):

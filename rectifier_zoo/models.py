@@ -10,24 +10,19 @@ import itertools
 
 import keras
 
-from rectifier_zoo import initializers
+from rectifier_zoo import initializers, paper
 from rectifier_zoo import weights as weights_lib
 from rectifier_zoo.architectures import ARCHITECTURES, SAME, Architecture, deep_architecture
-from rectifier_zoo.imagenet import IMAGENET_MEAN_RGB
+from rectifier_zoo.checks import check_choice
 from rectifier_zoo.layers import PReLU, SpatialPyramidPooling
 
 ACTIVATIONS = ("prelu", "relu")
 POOLINGS = (None, "avg", "max", "spp")
-# Sec. 2.2 / PAPER.md: the fc layers were drawn with fixed stds, the input being only
-# mean-subtracted (range about +-128).
-FC_HIDDEN_STDDEV, FC_CLASSIFIER_STDDEV = 0.01, 0.001
+# Sec. 2.2: the fc layers were drawn with fixed stds (fc1, fc2: 0.01; fc3: 0.001), the input
+# being only mean-subtracted (range about +-128).
+FC_HIDDEN_STDDEV, FC_CLASSIFIER_STDDEV = paper.FC_STDS[0], paper.FC_STDS[-1]
 # Sec. 2.1: PReLU slopes start at 0.25.
-INITIAL_SLOPE = 0.25
-
-
-def _check_choice(argument: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"`{argument}` must be one of {choices}. Received: {argument}={value!r}")
+INITIAL_SLOPE = paper.PRELU_INITIAL_SLOPE
 
 
 def _resolve_input_shape(architecture: Architecture, input_shape, data_format: str) -> tuple:
@@ -70,8 +65,8 @@ def build_model(
     seed: int | None = None,
 ) -> keras.Model:
     """Builds a `keras.Model` for `architecture` (see the public constructors for the arguments)."""
-    _check_choice("activation", activation, ACTIVATIONS)
-    _check_choice("pooling", pooling, POOLINGS)
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("pooling", pooling, POOLINGS)
     if not isinstance(include_top, bool):
         raise ValueError(
             f"`include_top` must be True or False. Received: include_top={include_top!r}"
@@ -123,11 +118,12 @@ def build_model(
         x = input_tensor
     if include_preprocessing:
         channel_axis = -1 if data_format == "channels_last" else 1
-        # Sec. 3 / DESIGN.md: raw RGB in 0..255, the ImageNet mean subtracted in the graph, in
-        # float32 also under mixed precision.
+        # Sec. 2.3 "Training" subtracts the mean; we subtract the per-channel ImageNet mean from
+        # raw RGB in 0..255 inside the graph (docs/choices.md), in float32 also under mixed
+        # precision.
         x = keras.layers.Normalization(
             axis=channel_axis,
-            mean=IMAGENET_MEAN_RGB,
+            mean=paper.IMAGENET_MEAN_RGB,
             variance=[float(architecture.input_std) ** 2] * 3,
             dtype="float32",
             name="mean_subtraction",
@@ -275,7 +271,7 @@ def list_models() -> list[str]:
 
 def get_model(name: str, **kwargs) -> keras.Model:
     """Builds a registered model by name, e.g. `get_model("model_c", weights="imagenet")`."""
-    _check_choice("name", name, tuple(_CONSTRUCTORS))
+    check_choice("name", name, tuple(_CONSTRUCTORS))
     return _CONSTRUCTORS[name](**kwargs)
 
 

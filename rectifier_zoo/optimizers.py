@@ -9,6 +9,7 @@ import numbers
 import keras
 from keras import ops
 
+from rectifier_zoo import paper
 from rectifier_zoo.models import weight_decay_exclusions as _model_exclusions
 
 
@@ -94,9 +95,9 @@ class CaffeSGD(keras.optimizers.Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.01,
-        momentum: float = 0.9,
-        weight_decay: float | None = 5e-4,
+        learning_rate=paper.LEARNING_RATES[0],
+        momentum: float = paper.MOMENTUM,
+        weight_decay: float | None = paper.WEIGHT_DECAY,
         nesterov: bool = False,
         model: keras.Model | None = None,
         weight_decay_exclusions=None,

@@ -49,3 +49,14 @@ def test_markdown_and_readme_section(tmp_path):
     readme.write_text("# no markers\n")
     with pytest.raises(SystemExit, match="no <!-- performance:start -->"):
         runner.update_readme(table, str(readme))
+
+
+def test_targets_are_one_table_that_run_reads():
+    keys = {key for key, _ in runner.KEYS}
+    # Every target but the one of the script run on its own is a figure run.py reports.
+    assert set(runner.TARGETS) - keys == {"jpeg_downscale_accuracy.max_difference_points"}
+    assert str(runner.TARGETS["input_pipeline.images_per_sec_per_core"]) == ">= 250"
+    assert runner.describe("prelu_overhead.keras_prelu_vs_relu") == ">= ours"
+    assert runner.describe("training.model_a_mfu") == "-"
+    assert runner.TARGETS["serving.large_jpeg_vs_decode"].met(0.6)
+    assert not runner.TARGETS["evaluation.dense_vs_crops"].met(4.9)

@@ -74,7 +74,10 @@ def test_seeded_draws_repeat():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: MSRANormal(mode="fan_avg"), r"`mode` must be one of \('fan_in', 'fan_out'\)"),
+        (
+            lambda: MSRANormal(mode="fan_avg"),
+            r"Unknown mode\. Expected one of \('fan_in', 'fan_out'\)\. Received: mode='fan_avg'",
+        ),
         (lambda: MSRANormal(negative_slope="0.25"), r"`negative_slope` must be a number"),
         (lambda: initializers.get("msra"), r"Unknown initializer\. Expected one of"),
     ],

@@ -1,0 +1,53 @@
+"""The benchmarks' targets, in one table.
+
+`benchmarks/run.py` judges its figures against it, and each benchmark script prints its own
+verdict from it, so a target is written once. Keys are run.py's result keys
+(`<group>.<figure>`); `jpeg_downscale_accuracy` is run on its own, not by run.py.
+"""
+
+import dataclasses
+import operator
+
+_OPERATORS = {"<=": operator.le, ">=": operator.ge}
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A bound on one figure: `value op bound`, e.g. `Target(">=", 1.3)`."""
+
+    op: str
+    bound: float
+
+    def met(self, value: float) -> bool:
+        return bool(_OPERATORS[self.op](value, self.bound))
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.bound}"
+
+
+TARGETS = {
+    # PReLU costs at most 5% over ReLU per training step, and no more than keras.layers.PReLU.
+    "prelu_overhead.ours_vs_relu": Target("<=", 1.05),
+    "prelu_overhead.ours_vs_keras_prelu": Target("<=", 1.0),
+    # Model A trains at 95% or more of keras.applications.VGG19's achieved FLOP/s (float32).
+    "training.model_a_vs_vgg19_flops": Target(">=", 0.95),
+    # The fused decode-and-crop transform against decode-everything-then-crop, one thread.
+    "input_pipeline.fused_vs_unfused": Target(">=", 1.3),
+    "input_pipeline.images_per_sec_per_core": Target(">=", 250),
+    # Dense scoring (conv layers once) against scoring the same windows crop by crop.
+    "evaluation.dense_vs_crops": Target(">=", 5),
+    # serving_default of model_tiny on a 12 MP JPEG, against decoding that JPEG alone.
+    "serving.large_jpeg_vs_decode": Target("<=", 0.6),
+    # Validation top-1 with and without DCT-domain JPEG downscaling, in points.
+    "jpeg_downscale_accuracy.max_difference_points": Target("<=", 0.5),
+}
+
+# Figures shown beside a target they are not judged by.
+NOTES = {"prelu_overhead.keras_prelu_vs_relu": ">= ours"}
+
+
+def describe(key: str) -> str:
+    """The target column of a figure: its bound, a note, or "-"."""
+    if key in TARGETS:
+        return str(TARGETS[key])
+    return NOTES.get(key, "-")
