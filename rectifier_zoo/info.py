@@ -11,6 +11,7 @@ import math
 
 import keras
 
+from rectifier_zoo import paper
 from rectifier_zoo.architectures import ARCHITECTURES
 from rectifier_zoo.models import build_model
 
@@ -39,7 +40,7 @@ def count_multiply_adds(model: keras.Model) -> int:
     return total
 
 
-def model_rows(input_size: int = 224, names=None) -> list[dict]:
+def model_rows(input_size: int = paper.CROP_SIZE, names=None) -> list[dict]:
     """One row per architecture: name, depth, counted parameters and multiply-adds, and the
     paper's multiply-adds where Table 3 gives them."""
     rows = []
@@ -85,7 +86,7 @@ def format_table(rows: list[dict]) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
-    parser.add_argument("--input_size", type=int, default=224)
+    parser.add_argument("--input_size", type=int, default=paper.CROP_SIZE)
     args = parser.parse_args(argv)
     rows = model_rows(args.input_size)
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))

@@ -60,7 +60,7 @@ def build_model(
     channel_shared: bool = False,
     kernel_initializer="msra_fan_out",
     fc_initializer=None,
-    dropout: float = 0.5,
+    dropout: float = paper.DROPOUT,
     include_preprocessing: bool = True,
     seed: int | None = None,
 ) -> keras.Model:
