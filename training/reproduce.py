@@ -1,4 +1,4 @@
-r"""Reproduces the paper's findings at small scale, with figures (issue 6).
+r"""Reproduces the paper's findings at small scale, with figures (`reproduce.cli`).
 
     python training/reproduce.py --study all --quick            # ~10 min on 2 CPU cores
     python training/reproduce.py --study init --output_dir /tmp/reproduce
@@ -11,48 +11,12 @@ The figures need matplotlib (`pip install -e .[reproduce]`).
 
 import os
 import sys
-import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# This file is named like the package it runs: with its own folder first on the path,
+# `import reproduce` would find this file. The repository root takes that place.
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from absl import app, flags  # noqa: E402
-
-_STUDY = flags.DEFINE_enum(
-    "study", "all", ["init", "prelu", "slopes", "all"], "Which study to run."
-)
-_QUICK = flags.DEFINE_bool(
-    "quick", False, "Fewer steps and narrower models: all three studies in ~10 min on 2 cores."
-)
-_OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", "results/reproduce", "Folder of the results (one subfolder per study)."
-)
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir",
-    None,
-    "Parent folder of the synthetic data sets; default: the package's cache.",
-)
-
-
-def main(argv) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        sys.exit("reproduce.py needs matplotlib for its figures: pip install matplotlib")
-    from reproduce import studies
-
-    start = time.perf_counter()
-    summaries = studies.run_study(
-        _STUDY.value,
-        _OUTPUT_DIR.value,
-        quick=_QUICK.value,
-        data_dir=_DATA_DIR.value,
-    )
-    for name in summaries:
-        print(f"{name}: {os.path.join(_OUTPUT_DIR.value, name, 'report.md')}")
-    print(f"total {time.perf_counter() - start:.0f} s")
-
+from reproduce import cli  # noqa: E402
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run()

@@ -1,0 +1,66 @@
+r"""The command line of the studies: `rectifier-zoo-reproduce` or `python training/reproduce.py`.
+
+    python training/reproduce.py --study all --quick            # ~10 min on 2 CPU cores
+    python training/reproduce.py --study init --output_dir /tmp/reproduce
+
+Each study writes PNG figures, `summary.json` and `report.md` into `<output_dir>/<study>/`:
+`init` (MSRA vs Xavier, Sec. 2.2), `prelu` (ReLU vs PReLU, Table 2), `slopes` (learned slopes,
+Table 1; reuses the `prelu` study's models, running it first if its results are missing).
+The figures need matplotlib (`pip install -e .[reproduce]`). `--help` imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags
+
+from reproduce import STUDIES
+
+_STUDY = flags.DEFINE_enum("study", "all", [*STUDIES, "all"], "Which study to run.")
+_QUICK = flags.DEFINE_bool(
+    "quick", False, "Fewer steps and narrower models: all three studies in ~10 min on 2 cores."
+)
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", "results/reproduce", "Folder of the results (one subfolder per study)."
+)
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir",
+    None,
+    "Parent folder of the synthetic data sets; default: the package's cache.",
+)
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        sys.exit("reproduce.py needs matplotlib for its figures: pip install matplotlib")
+    from rectifier_zoo import console
+
+    # Quiet unless --verbosity was given, as the other command lines.
+    console.start_tensorflow(quiet=not flags.FLAGS["verbosity"].present)
+    import reproduce
+
+    start = time.perf_counter()
+    summaries = reproduce.run_study(
+        _STUDY.value,
+        _OUTPUT_DIR.value,
+        quick=_QUICK.value,
+        data_dir=_DATA_DIR.value,
+    )
+    for name in summaries:
+        print(f"{name}: {os.path.join(_OUTPUT_DIR.value, name, 'report.md')}")
+    print(f"total {time.perf_counter() - start:.0f} s")
+
+
+def run() -> None:
+    """The entry point of the console script and of `training/reproduce.py`."""
+    # --help lists the flags of the main module (named by sys.argv[0]); ours are defined here.
+    for flag in (_STUDY, _QUICK, _OUTPUT_DIR, _DATA_DIR):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[flag.name])
+    app.run(main)

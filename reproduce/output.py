@@ -1,0 +1,78 @@
+"""The studies' files: `summary.json`, the figures' matplotlib, the reports' common lines.
+
+Importing this module imports neither TensorFlow nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def study_folder(output_dir: str, study: str) -> str:
+    """`<output_dir>/<study>`, created if missing: where a study writes its files."""
+    folder = os.path.join(output_dir, study)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def provenance(settings, quick: bool) -> dict:
+    """The fields every summary carries: the settings, the machine, the versions, the date."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "quick": quick,
+        "settings": dataclasses.asdict(settings),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def write_json(path: str, payload: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def write_lines(path: str, lines: list[str]) -> None:
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def made_by(study: str, summary: dict) -> str:
+    """The command that made a study's results (the first words of the report's second line)."""
+    return f"Made by `python training/reproduce.py --study {study}" + (
+        " --quick`" if summary["quick"] else "`"
+    )
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, imported on first use (the `reproduce` extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def smooth(values, window: int = 10) -> np.ndarray:
+    """Moving average over `window` steps (over the steps so far for the first ones)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    head = np.cumsum(values[: window - 1]) / np.arange(1, window)
+    return np.concatenate([head, np.convolve(values, kernel, mode="valid")])

@@ -1,0 +1,27 @@
+"""The studies' sizes: the scaled architectures and the settings a summary records."""
+
+import dataclasses
+import json
+
+from rectifier_zoo.architectures import ARCHITECTURES
+from reproduce import settings
+
+
+def test_scaled_architecture_keeps_depth():
+    small = ARCHITECTURES["model_small"]
+    scaled = settings.scaled_architecture(small, 0.25)
+    assert scaled.depth == small.depth == 14
+    assert [s.filters for s in scaled.stages] == [16, 32, 64]
+    assert scaled.fc_units == (1024, 1024)
+    assert settings.scaled_architecture(small, 1) is small
+
+
+def test_settings_round_trip_through_json():
+    recorded = json.loads(json.dumps(dataclasses.asdict(settings.SMOKE_SETTINGS)))
+    assert settings.StudySettings.from_dict(recorded) == settings.SMOKE_SETTINGS
+
+
+def test_settings_for_picks_quick_full_or_given():
+    assert settings.settings_for(True) is settings.QUICK_SETTINGS
+    assert settings.settings_for(False) is settings.FULL_SETTINGS
+    assert settings.settings_for(False, settings.SMOKE_SETTINGS) is settings.SMOKE_SETTINGS
