@@ -167,7 +167,8 @@ def evaluate_classifier(
 
     The trainer's evaluation step (`make_eval_step`), so its top-k rule: ties count in.
     """
-    step = tf.function(make_eval_step(model, top_k=top_k(model.output_shape[-1])))
+    # Called eagerly: a few batches do not repay tracing a graph per model.
+    step = make_eval_step(model, top_k=top_k(model.output_shape[-1]))
     count = top1 = topk = 0.0
     for begin in range(0, len(labels), batch_size):
         batch = slice(begin, begin + batch_size)

@@ -12,9 +12,12 @@ The figures need matplotlib (`pip install -e .[reproduce]`).
 import os
 import sys
 
-# This file is named like the package it runs: with its own folder first on the path,
-# `import reproduce` would find this file. The repository root takes that place.
-sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# This file is named like the package it runs: with its own folder first on the path (as
+# `python training/reproduce.py` puts it), `import reproduce` would find this file. The
+# repository root takes that place.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _HERE:
+    sys.path[0] = os.path.dirname(_HERE)
 
 from reproduce import cli  # noqa: E402
 
