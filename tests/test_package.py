@@ -54,6 +54,12 @@ def test_top_k_counts_ties_in_the_labels_favour():
     np.testing.assert_array_equal(np.asarray(metrics.top_k_correct(labels, scores, 3)), [True] * 4)
 
 
+def test_top_k_rows_with_nan_or_inf_are_misses():
+    scores = np.array([[np.nan, 0.5], [np.nan, np.nan], [np.inf, 0.0], [0.2, 0.8]], np.float32)
+    hits = np.asarray(metrics.top_k_correct(np.array([1, 0, 0, 1]), scores, 1))
+    np.testing.assert_array_equal(hits, [False, False, False, True])
+
+
 def test_check_choice_names_choices_and_value():
     checks.check_choice("protocol", "dense", ("center", "dense"))
     with pytest.raises(
