@@ -332,6 +332,35 @@ def eval_transform(
     return image
 
 
+# --- Image signatures and headers: what a file is and how large, before any decode --------------
+# The formats the decoders above read, by the bytes every such file starts with.
+IMAGE_SIGNATURES = {
+    "JPEG": b"\xff\xd8\xff",
+    "PNG": b"\x89PNG\r\n\x1a\n",
+    "GIF": b"GIF8",
+    "BMP": b"BM",
+}
+IMAGE_FORMATS = tuple(IMAGE_SIGNATURES)
+# What a complete file has near its end (JPEG EOI, PNG IEND, GIF trailer); BMP has no marker.
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND", "GIF": b";"}
+_TAIL = 32  # the end markers are looked for in the last _TAIL bytes
+
+
+def _padded_slice(image_bytes: tf.Tensor, size: int, from_end: bool = False) -> tf.Tensor:
+    """The first (or last) `size` bytes as uint8 [size]; short files are padded with zeros."""
+    padding = tf.constant(b"\x00" * size)
+    if from_end:
+        padded = padding + image_bytes
+        return tf.io.decode_raw(
+            tf.strings.substr(padded, tf.strings.length(image_bytes), size), tf.uint8
+        )
+    return tf.io.decode_raw(tf.strings.substr(image_bytes + padding, 0, size), tf.uint8)
+
+
+def _starts_with(head: tf.Tensor, signature: bytes) -> tf.Tensor:
+    return tf.reduce_all(tf.equal(head[: len(signature)], tf.cast(list(signature), head.dtype)))
+
+
 def looks_decodable(image_bytes: tf.Tensor) -> tf.Tensor:
     """Cheap in-graph check that a file is a complete JPEG, PNG, GIF or BMP.
 
@@ -347,29 +376,23 @@ def looks_decodable(image_bytes: tf.Tensor) -> tf.Tensor:
         scalar bool.
     """
     length = tf.strings.length(image_bytes)
-    # Fixed-size head and tail as uint8 vectors (short files are padded with zeros), so the
-    # checks are a handful of vector ops: this runs on every example.
-    padding = tf.constant(b"\x00" * 40)
-    head = tf.io.decode_raw(tf.strings.substr(image_bytes + padding, 0, 8), tf.uint8)
-    tail = tf.io.decode_raw(
-        tf.strings.substr(padding + image_bytes, length + 40 - 32, 32), tf.uint8
-    )
+    # Fixed-size head and tail as uint8 vectors, so the checks are a handful of vector ops: this
+    # runs on every example.
+    head = _padded_slice(image_bytes, max(len(s) for s in IMAGE_SIGNATURES.values()))
+    tail = _padded_slice(image_bytes, _TAIL, from_end=True)
 
     def tail_contains(marker: bytes) -> tf.Tensor:
-        found = tf.ones([32 - len(marker) + 1], tf.bool)
+        found = tf.ones([_TAIL - len(marker) + 1], tf.bool)
         for i, byte in enumerate(marker):
-            found = tf.logical_and(found, tf.equal(tail[i : 32 - len(marker) + 1 + i], byte))
+            found = tf.logical_and(found, tf.equal(tail[i : _TAIL - len(marker) + 1 + i], byte))
         return tf.reduce_any(found)
 
-    def head_is(signature: bytes) -> tf.Tensor:
-        return tf.reduce_all(tf.equal(head[: len(signature)], list(signature)))
-
-    is_jpeg = tf.logical_and(head_is(b"\xff\xd8\xff"), tail_contains(b"\xff\xd9"))
-    is_png = tf.logical_and(head_is(b"\x89PNG\r\n\x1a\n"), tail_contains(b"IEND"))
-    is_gif = tf.logical_and(head_is(b"GIF8"), tail_contains(b";"))
-    is_bmp = tf.logical_and(head_is(b"BM"), length > 54)
-    ok = tf.reduce_any(tf.stack([is_jpeg, is_png, is_gif, is_bmp]))
-    return tf.logical_and(ok, length > 16)
+    complete = []
+    for name, signature in IMAGE_SIGNATURES.items():
+        # A BMP has no end marker; its 54-byte headers at least must be there.
+        end = tail_contains(_END_MARKERS[name]) if name in _END_MARKERS else length > 54
+        complete.append(tf.logical_and(_starts_with(head, signature), end))
+    return tf.logical_and(tf.reduce_any(tf.stack(complete)), length > 16)
 
 
 def image_size_from_header(image_bytes: tf.Tensor) -> tf.Tensor:
@@ -388,14 +411,7 @@ def image_size_from_header(image_bytes: tf.Tensor) -> tf.Tensor:
         int64 tensor [2]: (height, width); (-1, -1) when the bytes are none of these formats
         or the header is cut short or claims an empty image.
     """
-    # Short files are padded with zeros so that every field below can be sliced.
-    head = tf.io.decode_raw(
-        tf.strings.substr(image_bytes + tf.constant(b"\x00" * 32), 0, 32), tf.uint8
-    )
-    head = tf.cast(head, tf.int64)
-
-    def starts_with(signature: bytes) -> tf.Tensor:
-        return tf.reduce_all(tf.equal(head[: len(signature)], list(signature)))
+    head = tf.cast(_padded_slice(image_bytes, 32), tf.int64)
 
     def number(offset: int, size: int, big_endian: bool) -> tf.Tensor:
         order = range(size) if big_endian else reversed(range(size))
@@ -422,13 +438,12 @@ def image_size_from_header(image_bytes: tf.Tensor) -> tf.Tensor:
         height = tf.where(core, number(20, 2, False), signed32(number(22, 4, False)))
         return tf.abs(tf.stack([height, width]))
 
-    # Each format needs its header up to the size fields.
+    # Each format needs its header up to the size fields (JPEG: extract_jpeg_shape finds them).
+    readers = {"JPEG": (jpeg, 0), "PNG": (png, 24), "GIF": (gif, 10), "BMP": (bmp, 26)}
     length = tf.strings.length(image_bytes)
     branches = [
-        (tf.io.is_jpeg(image_bytes), jpeg),
-        (tf.logical_and(starts_with(b"\x89PNG\r\n\x1a\n"), length >= 24), png),
-        (tf.logical_and(starts_with(b"GIF8"), length >= 10), gif),
-        (tf.logical_and(starts_with(b"BM"), length >= 26), bmp),
+        (tf.logical_and(_starts_with(head, IMAGE_SIGNATURES[name]), length >= needed), read)
+        for name, (read, needed) in readers.items()
     ]
     unknown = tf.constant([-1, -1], tf.int64)
     size = tf.case(branches, default=lambda: unknown, exclusive=False)
