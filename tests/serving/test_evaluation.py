@@ -1,7 +1,11 @@
-"""The evaluator: metrics, views, ensembles, dense protocol, clear errors, CLI."""
+"""The evaluator: metrics, views, ensembles, dense protocol, clear errors, end to end.
+
+(Its command: test_serving_cli; its table and files: test_serving_report.)
+"""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -15,13 +19,15 @@ tf = pytest.importorskip("tensorflow")
 import rectifier_zoo  # noqa: E402
 from rectifier_zoo import data  # noqa: E402
 from rectifier_zoo.data import testing  # noqa: E402
-from rectifier_zoo.serving import evaluation, export  # noqa: E402
+from rectifier_zoo.serving import contract, evaluation, export, report  # noqa: E402
+from rectifier_zoo.serving.dense import DenseScorer  # noqa: E402
 
 CLASSES = ["ant", "bee", "cow"]
 CROP, RESIZE = 64, 72
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# A model and an export of their own (3 classes), in place of conftest.py's.
 @pytest.fixture(scope="module")
 def model():
     return rectifier_zoo.model_tiny(classes=len(CLASSES), seed=7)
@@ -57,6 +63,9 @@ def test_metrics_against_numpy():
         "top1_error": 0.5,
         "top5_error": 0.0,
     }
+    # Ties count in the label's favour: a label tied with the best is a top-1 hit.
+    tied = np.array([[0.4, 0.4, 0.2]])
+    assert evaluation.error_rates(tied, np.array([1]))["top1_error"] == 0.0
 
 
 def _decoded(source):
@@ -104,7 +113,7 @@ def test_ensemble_of_two_copies_equals_the_model(exported, source, tmp_path):
     for row in pair["rows"]:
         assert row["top1_error"] == single["rows"][-1]["top1_error"]
         assert row["top5_error"] == single["rows"][-1]["top5_error"]
-    json_path, csv_path = evaluation.write_results(pair, str(tmp_path / "out.json"))
+    json_path, csv_path = report.write_results(pair, str(tmp_path / "out.json"))
     rows = json.loads(open(json_path).read())["rows"]
     assert len(rows) == 3 and rows[-1]["protocol"] == "center"
     assert open(csv_path).read().startswith("model,role,weight,protocol,scales")
@@ -124,7 +133,7 @@ def test_dense_protocol_averages_scales_and_mirrors(model, exported, source):
     result = evaluation.evaluate(
         [exported], source, protocol="dense", scales=scales, max_images=2, progress=False
     )
-    scorer = export.DenseScorer(model, crop_size=CROP)
+    scorer = DenseScorer(model, crop_size=CROP)
     images, _ = _decoded(source)
     want = [
         np.mean([scorer(_resize(image, s)[None], True).numpy()[0] for s in scales], axis=0)
@@ -162,35 +171,14 @@ def test_clear_errors(exported, source, tmp_path, model):
     with pytest.raises(evaluation.EvaluationError, match="disagree on the class list"):
         evaluation.evaluate([exported, other], source, progress=False)
 
+    with pytest.raises(evaluation.EvaluationError, match=r"Unknown protocol.*'ten_view'"):
+        evaluation.evaluate([exported], source, protocol="twelve_view", progress=False)
 
-def test_cli(exported, source, tmp_path):
-    output = tmp_path / "eval.json"
-    cmd = [
-        sys.executable,
-        os.path.join(REPO, "training", "evaluate.py"),
-        f"--models={exported},{exported}",
-        "--dataset=folder",
-        f"--data_dir={source.root}",
-        "--protocol=center",
-        f"--output={output}",
-        "--noprogress",
-    ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "ensemble" in done.stdout
-    rows = json.loads(output.read_text())["rows"]
-    assert [row["role"] for row in rows] == ["member", "member", "ensemble"]
-    assert output.with_suffix(".csv").exists()
-
-    missing = subprocess.run(
-        [*cmd[:2], f"--models={tmp_path / 'missing'}", *cmd[3:]],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert missing.returncode != 0
-    assert missing.stderr.strip().splitlines()[-1].startswith("error: Model folder not found")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(exported, damaged)
+    (damaged / contract.ASSETS_DIR / contract.METADATA_FILE).write_text("{not json")
+    with pytest.raises(evaluation.EvaluationError, match="metadata.json is not valid JSON"):
+        evaluation.evaluate([str(damaged)], source, progress=False)
 
 
 def test_trained_on_synthetic_then_exported_scores_what_training_reported(tmp_path):
@@ -220,11 +208,11 @@ def test_trained_on_synthetic_then_exported_scores_what_training_reported(tmp_pa
     assert done.returncode == 0, done.stderr[-2000:]
     path = done.stdout.strip().splitlines()[-1]
     assert path.endswith(os.path.join("tiny", "1"))
-    meta = export.read_metadata(path)
+    meta = contract.read_metadata(path)
     assert meta["steps"] == 2 and meta["training_data"] == "folder"
     assert meta["evaluation"]["top1_error"] == summary["val_top1_error"]
     source = data.get_source("folder", data_dir)
-    assert export.read_class_names(path) == list(source.class_names)
+    assert contract.read_class_names(path) == list(source.class_names)
     result = evaluation.evaluate([path], source, protocol="center", progress=False)
     row = result["rows"][-1]
     assert row["images"] == summary["val_examples"]
@@ -249,4 +237,4 @@ def test_truncated_and_non_image_files_are_skipped_and_counted(exported, tmp_pat
     assert row["images"] == len(files) - 2
     assert row["skipped_images"] == 2
     assert sorted(result["skipped_names"]) == sorted([files[0], files[4]])
-    assert "skipped 2 undecodable images" in evaluation.format_table(result)
+    assert "skipped 2 undecodable images" in report.format_table(result)
