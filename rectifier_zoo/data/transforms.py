@@ -1,4 +1,4 @@
-"""Per-example image transforms of the paper's recipe (Section 5), in TensorFlow.
+"""Per-example image transforms of the paper's recipe (Sec. 2.3, "Training" and "Testing"), in TF.
 
 Training: the shorter side is resized to a random s in [min_scale, max_scale] and a random
 crop_size x crop_size window is taken. Instead of decoding the whole JPEG and resizing it, the
@@ -20,6 +20,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from rectifier_zoo import paper
+from rectifier_zoo.checks import check_choice
 from rectifier_zoo.data.config import TransformConfig
 
 # AlexNet's PCA lighting noise, on [0, 1] pixels; ours are in [0, 255].
@@ -258,8 +259,7 @@ _DECODERS = ("auto", "jpeg", "full")
 
 
 def _decoder(decode: str):
-    if decode not in _DECODERS:
-        raise ValueError(f"decode must be one of {_DECODERS}. Received: decode={decode!r}")
+    check_choice("decode", decode, _DECODERS)
     return {"auto": decode_and_crop, "jpeg": decode_and_crop_jpeg, "full": decode_then_crop}[decode]
 
 
