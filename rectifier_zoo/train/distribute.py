@@ -3,7 +3,7 @@
     strategy = get_strategy("auto")      # all local GPUs, else one device
     strategy = get_strategy("multi_worker")  # the cluster of the TF_CONFIG environment variable
 
-One training loop (`rectifier_zoo.trainer`) runs under every strategy returned here.
+One training loop (`rectifier_zoo.train.loop`) runs under every strategy returned here.
 """
 
 from __future__ import annotations
@@ -13,14 +13,10 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+from rectifier_zoo.checks import check_choice
+from rectifier_zoo.train.config import StrategyName
 
-
-def _check_name(name: str) -> None:
-    if name not in STRATEGIES:
-        raise ValueError(
-            f"Unknown strategy. Expected one of {STRATEGIES}. Received: strategy={name!r}"
-        )
+STRATEGIES = StrategyName.values()
 
 
 def _default_device() -> str:
@@ -64,7 +60,7 @@ def get_strategy(name: str = "auto", tpu_address: str = "") -> tf.distribute.Str
     Returns:
         The strategy. Build the model and optimizer inside `strategy.scope()`.
     """
-    _check_name(name)
+    check_choice("strategy", name, STRATEGIES)
     if name == "auto":
         gpus = tf.config.list_logical_devices("GPU")
         if len(gpus) > 1:

@@ -1,7 +1,8 @@
 """The per-replica training and evaluation steps, shared by the trainer and the studies.
 
 Each factory returns a plain function of one replica's batch; callers wrap it in
-`strategy.run` and `tf.function` (the trainer) or in `tf.function` alone (the studies).
+`strategy.run` and `tf.function` (the trainer: `DistributedSteps`) or in `tf.function` alone
+(the studies).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from rectifier_zoo.metrics import top_k_correct
+from rectifier_zoo.train import distribute
 
 
 def _hits(labels, probabilities, k: int) -> tf.Tensor:
@@ -56,3 +58,47 @@ def make_eval_step(model: keras.Model, top_k: int = 5):
         return tf.cast(count, tf.float32), top1, topk
 
     return step
+
+
+class DistributedSteps:
+    """The two steps under `strategy.run` in `tf.function`s, each carrying the stop flag.
+
+    The flag (`signals.StopSignals.requested`) is summed over the replicas with the step's own
+    results, so it costs no extra collective; under multi-worker every worker then sees the same
+    sum and stops at the same step. One process acts on its own signal at once.
+    """
+
+    def __init__(self, model, optimizer, strategy, stop, config, top_k: int = 5):
+        """`config`: a `rectifier_zoo.train.config.Config` (its batch_size and xla)."""
+        self._train = _distributed(
+            strategy,
+            make_train_step(model, optimizer, config.batch_size, top_k),
+            jit_compile=config.xla or None,
+        )
+        self._evaluate = _distributed(strategy, make_eval_step(model, top_k), reduce_retracing=True)
+        self._stop = stop
+        self._one_process = distribute.num_workers(strategy) == 1
+
+    def _stopping(self, flag_sum) -> bool:
+        return float(flag_sum) > 0 or (self._one_process and self._stop.signum is not None)
+
+    def train(self, images, labels) -> tuple[float, float, float, bool]:
+        """(loss, top-1 hits, top-k hits, whether to stop) of one global batch; waits for it."""
+        loss, top1, topk, flag = self._train(images, labels, tf.constant(self._stop.requested))
+        return float(loss), float(top1), float(topk), self._stopping(flag)
+
+    def evaluate(self, images, labels) -> tuple[float, float, float, bool]:
+        """(examples, top-1 hits, top-k hits, whether to stop) of one global batch."""
+        count, top1, topk, flag = self._evaluate(images, labels, tf.constant(self._stop.requested))
+        return float(count), float(top1), float(topk), self._stopping(flag)
+
+
+def _distributed(strategy, step, **options):
+    @tf.function(**options)
+    def run(images, labels, stop_flag):
+        results = strategy.run(
+            lambda x, y, flag: (*step(x, y), tf.identity(flag)), args=(images, labels, stop_flag)
+        )
+        return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None) for t in results)
+
+    return run

@@ -35,7 +35,7 @@ def tiny_data(tmp_path_factory):
 
 def tiny_config(data_dir, tmp_path, **overrides):
     """model_tiny on the tiny synthetic set: 32 px crops, batch 4, a handful of steps."""
-    from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train.config import Config
 
     fields = dict(
         name="tiny",
@@ -56,7 +56,7 @@ def tiny_config(data_dir, tmp_path, **overrides):
         verbose=0,
     )
     fields.update(overrides)
-    return trainer.TrainConfig(**fields)
+    return Config().override(**fields)
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
@@ -66,11 +66,11 @@ def test_trainer_uses_caffe_sgd_on_kernels_only(precision, tmp_path):
     import tensorflow as tf
 
     import rectifier_zoo
-    from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train import state
 
     config = tiny_config("unused", tmp_path, precision=precision, weight_decay=0.5, momentum=0.0)
     model = rectifier_zoo.model_tiny(input_shape=(32, 32, 3), classes=4)
-    optimizer = trainer.build_optimizer(config, model)
+    optimizer = state.build_optimizer(config, model)
     inner = getattr(optimizer, "inner_optimizer", optimizer)
     assert isinstance(inner, rectifier_zoo.CaffeSGD)
     assert (inner.momentum, inner.weight_decay) == (0.0, 0.5)
@@ -151,7 +151,7 @@ def test_one_step_run_writes_everything(tiny_data, tmp_path):
     assert written["train_steps"] == 1
     assert 0.0 <= written["val_top1_error"] <= 1.0 and 0.0 <= written["val_top5_error"] <= 1.0
     assert written["val_examples"] == 8  # the whole validation split, partial batch included
-    assert json.loads((run / "config.json").read_text())["model"] == "model_tiny"
+    assert json.loads((run / "config.json").read_text())["network"]["model"] == "model_tiny"
     assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-1")
     assert os.listdir(run / "logs" / "train") and os.listdir(run / "logs" / "validation")
 
@@ -279,9 +279,10 @@ def test_multi_worker_without_tf_config(monkeypatch):
         distribute.get_strategy("multi_worker")
 
 
-def test_recipes_build_valid_configs():
-    from rectifier_zoo.train import loop as trainer
+def test_recipes_are_configs_with_their_commands():
+    from rectifier_zoo import paper
     from rectifier_zoo.train import recipes
+    from rectifier_zoo.train.config import Config
 
     assert set(recipes.RECIPES) >= {
         "quickstart",
@@ -292,9 +293,10 @@ def test_recipes_build_valid_configs():
         "init_study",
     }
     for name, recipe in recipes.RECIPES.items():
-        assert "python training/train.py" in type(recipe).__doc__, name
-        trainer.TrainConfig(name=name, **recipe.overrides()).validate()
-    assert recipes.RECIPES["paper_model_c"].batch_size == 128
+        assert isinstance(recipe, Config) and recipe.name == name
+        assert recipe.model_dir == f"runs/{name}"
+        assert "python training/train.py" in recipes.RECIPE_NOTES[name], name
+    assert recipes.RECIPES["paper_model_c"].batch_size == paper.BATCH_SIZE
     with pytest.raises(ValueError, match="Expected one of"):
         recipes.get_recipe("nope")
 
@@ -371,8 +373,9 @@ def test_cli_runs_a_tiny_training(tiny_data, tmp_path):
         assert noise not in result.stdout
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     # Flags override the quickstart recipe; the recipe's own network is replaced by --model.
-    assert config["model"] == "model_tiny" and config["architecture"] is None
-    assert config["crop_size"] == 64 and config["batch_size"] == 4
+    assert config["network"]["model"] == "model_tiny"
+    assert config["network"]["fc_initializer"] is None
+    assert config["transform"]["crop_size"] == 64 and config["batch_size"] == 4
 
 
 _MIRRORED_SCRIPT = textwrap.dedent(
@@ -385,10 +388,11 @@ _MIRRORED_SCRIPT = textwrap.dedent(
     )
     from rectifier_zoo.train import distribute
     from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train.config import Config
     data_dir, out = sys.argv[1], sys.argv[2]
     for name in ("one_device", "mirrored"):
         strategy = distribute.get_strategy(name)
-        config = trainer.TrainConfig(
+        config = Config().override(
             name=name, model="model_tiny", dataset="folder", data_dir=data_dir,
             model_dir=f"{out}/{name}", export_dir=f"{out}/{name}_export", strategy=name,
             batch_size=6, train_steps=3, crop_size=32, min_scale=32, max_scale=32,
@@ -433,8 +437,9 @@ _WORKER_SCRIPT = textwrap.dedent(
     """
     import json, sys
     from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train.config import Config
     data_dir, out = sys.argv[1], sys.argv[2]
-    config = trainer.TrainConfig(
+    config = Config().override(
         name="mw", model="model_tiny", dataset="folder", data_dir=data_dir,
         model_dir=f"{out}/run", export_dir=f"{out}/export", strategy="multi_worker",
         batch_size=6, train_steps=3, crop_size=32, min_scale=32, max_scale=40, eval_resize=32,
@@ -541,16 +546,20 @@ def test_sigkill_mid_run_then_resume(tiny_data, tmp_path):
 
 
 def test_learning_rate_schedule_steps_and_warmup():
-    from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train import schedule
+    from rectifier_zoo.train.config import Config
 
-    config = trainer.TrainConfig(learning_rate=0.01, lr_boundaries=(2.0, 3.0), warmup_epochs=1.0)
-    schedule = trainer._LearningRate(config, steps_per_epoch=10)
-    assert schedule(0, 0) == pytest.approx(0.001)  # warm-up: (step + 1) / 10 of the rate
-    assert schedule(9, 0) == pytest.approx(0.01)
-    assert schedule(19, 0) == pytest.approx(0.01)
-    assert schedule(20, 0) == pytest.approx(0.001)  # Sec. 5: 1e-2 -> 1e-3 -> 1e-4
-    assert schedule(30, 0) == pytest.approx(0.0001)
-    assert schedule(15, 1) == pytest.approx(0.001)  # one plateau drop
+    config = Config().override(learning_rate=0.01, lr_boundaries=(2.0, 3.0), warmup_epochs=1.0)
+
+    def rate(step, drops):
+        return schedule.learning_rate(config, step, steps_per_epoch=10, plateau_drops=drops)
+
+    assert rate(0, 0) == pytest.approx(0.001)  # warm-up: (step + 1) / 10 of the rate
+    assert rate(9, 0) == pytest.approx(0.01)
+    assert rate(19, 0) == pytest.approx(0.01)
+    assert rate(20, 0) == pytest.approx(0.001)  # Sec. 2.3: 1e-2 -> 1e-3 -> 1e-4
+    assert rate(30, 0) == pytest.approx(0.0001)
+    assert rate(15, 1) == pytest.approx(0.001)  # one plateau drop
 
 
 def test_plateau_schedule_divides_the_rate_when_validation_stalls(tiny_data, tmp_path):
@@ -642,7 +651,7 @@ def test_incompatible_resume_is_refused_and_the_run_kept(tiny_data, tmp_path):
     summary = trainer.train(tiny_config(tiny_data, tmp_path, train_steps=2, learning_rate=5e-3))
     assert summary["resumed_from_step"] == 1 and summary["train_steps"] == 2
     stored = json.loads(config_path.read_text())
-    assert stored["learning_rate"] == 5e-3 and stored["train_steps"] == 2
+    assert stored["optimizer"]["learning_rate"] == 5e-3 and stored["schedule"]["train_steps"] == 2
     assert stored["class_names"] == sorted(os.listdir(os.path.join(tiny_data, "train")))
     first_start, resume = stored["history"]
     assert first_start["from_step"] == 0 and first_start["changes"] == {}
@@ -661,7 +670,7 @@ def test_checkpoint_that_does_not_fit_is_a_one_line_error(tiny_data, tmp_path):
     stored = json.loads(config_path.read_text())
     # A run folder whose config.json does not say what the checkpoint holds (hand-edited, or
     # from an older version without the comparison).
-    stored["activation"] = "relu"
+    stored["network"]["activation"] = "relu"
     config_path.write_text(json.dumps(stored))
     before = config_path.read_bytes()
     with pytest.raises(ValueError, match="does not fit this configuration"):
@@ -838,8 +847,9 @@ _STOPPING_WORKER_SCRIPT = textwrap.dedent(
     """
     import json, sys
     from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train.config import Config
     data_dir, out = sys.argv[1], sys.argv[2]
-    config = trainer.TrainConfig(
+    config = Config().override(
         name="mw", model="model_tiny", dataset="folder", data_dir=data_dir,
         model_dir=f"{out}/run", export_dir=f"{out}/export", strategy="multi_worker",
         batch_size=4, train_steps=100000, crop_size=32, min_scale=32, max_scale=40,
@@ -897,7 +907,7 @@ def test_input_std_and_fc_initializer_survive_a_rebuild_from_the_run(tiny_data, 
 
     scaled = dataclasses.replace(ARCHITECTURES["model_tiny"], name="tiny_scaled", input_std=58.0)
     config = tiny_config(
-        tiny_data, tmp_path, train_steps=1, architecture=scaled, fc_initializer="msra_fan_in"
+        tiny_data, tmp_path, train_steps=1, model=scaled, fc_initializer="msra_fan_in"
     )
     summary = trainer.train(config)
     rebuilt, stored, _ = run_dir.model_from_checkpoint(str(tmp_path / "run"))
@@ -912,3 +922,55 @@ def test_input_std_and_fc_initializer_survive_a_rebuild_from_the_run(tiny_data, 
     )
     normalization = rebuilt.get_layer("mean_subtraction")
     np.testing.assert_allclose(np.asarray(normalization.variance).ravel(), [58.0**2] * 3)
+
+
+def test_a_run_with_the_old_flat_config_json_is_read_and_resumed(tiny_data, tmp_path):
+    """Runs written before the config had sections stored it flat; both readers still take it."""
+    from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train import run_dir
+    from rectifier_zoo.train.config import Config
+
+    trainer.train(tiny_config(tiny_data, tmp_path, train_steps=1))
+    config_path = tmp_path / "run" / "config.json"
+    nested = json.loads(config_path.read_text())
+    flat = {
+        **Config.from_stored(nested).flat(),
+        **{key: nested[key] for key in ("num_classes", "class_names", "history")},
+    }
+    del flat["jpeg_downscale"]  # not a field of the flat form
+    config_path.write_text(json.dumps(flat))
+
+    model, stored, _ = run_dir.model_from_checkpoint(str(tmp_path / "run"))
+    assert model.outputs[0].shape[-1] == 4
+    assert (stored["name"], stored["dataset"], stored["crop_size"]) == ("tiny", "folder", 32)
+    assert stored["class_names"] == flat["class_names"] and stored["architecture"] is None
+    summary = trainer.train(tiny_config(tiny_data, tmp_path, train_steps=2))
+    assert summary["resumed_from_step"] == 1 and summary["train_steps"] == 2
+    rewritten = json.loads(config_path.read_text())
+    assert rewritten["network"]["model"] == "model_tiny"  # written back in the nested form
+    assert [entry["changes"] for entry in rewritten["history"]] == [
+        {},
+        {"train_steps": {"stored": 1, "new": 2}},
+    ]
+
+
+def test_old_flat_constructor_builds_the_same_config():
+    from rectifier_zoo.architectures import ARCHITECTURES
+    from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train.config import Config
+
+    fields = dict(model="model_small", crop_size=32, min_scale=32, max_scale=40, eval_resize=32)
+    assert trainer.TrainConfig(**fields) == Config().override(**fields)
+    tiny = ARCHITECTURES["model_tiny"]
+    assert trainer.TrainConfig(architecture=tiny).network.model == tiny
+
+
+def test_precision_policy_is_restored_after_an_error():
+    import keras
+
+    from rectifier_zoo.train import state
+
+    with pytest.raises(RuntimeError), state.precision_policy("mixed_bfloat16"):
+        assert keras.mixed_precision.dtype_policy().name == "mixed_bfloat16"
+        raise RuntimeError("stop")
+    assert keras.mixed_precision.dtype_policy().name == "float32"
