@@ -28,6 +28,9 @@ from rectifier_zoo.train.config import Config
 
 FLAGS = flags.FLAGS
 DEFAULT_RECIPE = "quickstart"
+# The command's own flags, joined to absl's global ones only when it runs, so that importing this
+# module defines nothing global (other command lines define flags of the same names).
+TRAIN_FLAGS = flags.FlagValues()
 
 
 class _ChoiceParser(flags.EnumParser):
@@ -90,7 +93,7 @@ def _define(setting: config_lib.Setting, flag_values: flags.FlagValues) -> None:
         raise TypeError(f"No flag type for the config field {name!r} of type {hint!r}")
 
 
-def define_flags(flag_values: flags.FlagValues = FLAGS) -> list[str]:
+def define_flags(flag_values: flags.FlagValues) -> list[str]:
     """Defines `--recipe` and one flag per config field on `flag_values`; returns their names."""
     _define_choice(
         "recipe",
@@ -103,7 +106,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> list[str]:
     return ["recipe", *config_lib.FIELD_NAMES]
 
 
-def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> Config:
+def config_from_flags(flag_values: flags.FlagValues = TRAIN_FLAGS) -> Config:
     """The chosen recipe, with every flag given on the command line put over it."""
     base = recipes.get_recipe(flag_values["recipe"].value or DEFAULT_RECIPE)
     values = {
@@ -118,7 +121,7 @@ def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> Config:
     return base.override(**values)
 
 
-FLAG_NAMES = define_flags(FLAGS)
+FLAG_NAMES = define_flags(TRAIN_FLAGS)
 
 
 def _quiet() -> bool:
@@ -138,7 +141,7 @@ def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
-        config = config_from_flags(FLAGS)
+        config = config_from_flags(TRAIN_FLAGS)
     except ValueError as error:
         _exit_with(error)
     console.start_tensorflow(quiet=_quiet())
@@ -174,17 +177,20 @@ def main(argv) -> None:
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with a bad flag reported in one line (no usage hint after it)."""
     try:
-        return FLAGS(argv)
+        rest = FLAGS(argv)
     except flags.Error as error:
         sys.exit(f"Error: {console.one_line(error)}")
+    TRAIN_FLAGS.mark_as_parsed()
+    return rest
 
 
-def run() -> None:
+def run(argv: list[str] | None = None) -> None:
     """The console script `rectifier-zoo-train` (and `training/train.py`)."""
+    FLAGS.append_flag_values(TRAIN_FLAGS)
     # `--help` lists the flags of the main module (absl names it by sys.argv[0]): these.
-    for name in FLAG_NAMES:
+    for name in (*FLAG_NAMES, "verbosity"):
         FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, argv=argv, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -50,9 +50,8 @@ from rectifier_zoo.train import state as state_lib
 from rectifier_zoo.train import steps as steps_lib
 from rectifier_zoo.train.config import Config
 from rectifier_zoo.train.signals import StopSignals, TrainingInterrupted
-from rectifier_zoo.train.state import build_optimizer  # noqa: F401  (public here too)
 
-__all__ = ["Config", "TrainConfig", "TrainingInterrupted", "build_optimizer", "train"]
+__all__ = ["Config", "TrainConfig", "TrainingInterrupted", "train"]
 
 
 def train(config: Config, strategy: tf.distribute.Strategy | None = None) -> dict:

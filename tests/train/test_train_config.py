@@ -88,6 +88,7 @@ def test_recipes_keep_their_values():
         )
 
 
+@pytest.mark.tf_only
 def test_choices_match_the_modules_that_use_them():
     from rectifier_zoo import models
     from rectifier_zoo.data import sources

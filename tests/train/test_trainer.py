@@ -17,12 +17,31 @@ pytestmark = pytest.mark.tf_only
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_PY = os.path.join(REPO, "training", "train.py")
 SUMMARY_KEYS = (
+    "run_name",
     "val_top1_error",
     "val_top5_error",
+    "val_top1_accuracy",
+    "val_examples",
+    "top_k",
+    "learning_rate",
+    "lr_drops",
     "train_steps",
+    "steps_this_run",
+    "resumed_from_step",
+    "epochs",
+    "steps_per_epoch",
+    "global_batch_size",
+    "num_replicas",
+    "strategy",
     "images_per_sec",
     "wall_time_sec",
     "export_path",
+    "model_dir",
+    "checkpoint_dir",
+    "latest_checkpoint",
+    "tensorboard_dir",
+    "skipped_images",
+    "weights_checksum",
 )
 
 
@@ -146,8 +165,7 @@ def test_one_step_run_writes_everything(tiny_data, tmp_path):
     summary = trainer.train(tiny_config(tiny_data, tmp_path, train_steps=1))
     run = tmp_path / "run"
     written = json.loads((run / "summary.json").read_text())
-    for key in SUMMARY_KEYS:
-        assert key in written and key in summary
+    assert set(written) == set(summary) == set(SUMMARY_KEYS)
     assert written["train_steps"] == 1
     assert 0.0 <= written["val_top1_error"] <= 1.0 and 0.0 <= written["val_top5_error"] <= 1.0
     assert written["val_examples"] == 8  # the whole validation split, partial batch included
