@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import inspect
 import math
 import re
@@ -189,11 +190,16 @@ def _coerce(name: str, value, hint):
     return value
 
 
+@functools.cache
+def _hints(cls: type) -> dict:
+    return typing.get_type_hints(cls)
+
+
 class _Checked:
     """Coerces each field to its type, then runs its check and the class's `_check`."""
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
+        hints = _hints(type(self))
         for field in dataclasses.fields(self):
             value = _coerce(field.name, getattr(self, field.name), hints[field.name])
             check = field.metadata.get("check")
@@ -460,7 +466,7 @@ def _jsonable(value):
 def _section_from_dict(section: type, payload: dict):
     names = {f.name for f in dataclasses.fields(section)}
     values = {k: v for k, v in payload.items() if k in names}
-    hints = typing.get_type_hints(section)
+    hints = _hints(section)
     # Sections that do not coerce themselves (TransformConfig) get tuples back from JSON lists.
     for name, value in values.items():
         if typing.get_origin(hints[name]) is tuple and isinstance(value, list):
@@ -519,7 +525,7 @@ def settings() -> list[Setting]:
     """Every leaf field of `Config`, in declaration order; the names are unique."""
     result = []
     for owner, cls in ((None, Config), *_SECTIONS.items()):
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         helps = _field_help(cls)
         defaults = cls()
         for field in dataclasses.fields(cls):

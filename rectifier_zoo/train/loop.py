@@ -97,7 +97,7 @@ def train(config: Config, strategy: tf.distribute.Strategy | None = None) -> dic
             state.model, state.optimizer, plan.strategy, stop, config, plan.top_k
         )
         seed = None if config.seed is None else config.seed + start // plan.steps_per_epoch
-        batches = iter(_dataset(config, plan, "train", seed))
+        batches = iter(_dataset(plan, "train", seed))
         window = metrics.Window(config.batch_size)
 
         step = start
@@ -114,7 +114,7 @@ def train(config: Config, strategy: tf.distribute.Strategy | None = None) -> dic
             if step % config.log_every_steps == 0 or epoch_end or step == plan.total_steps:
                 report.train(step, rate, window.pop(), state.model)
             if epoch_end and plan.validates_after(step) and not stopping:
-                result = _validate(config, plan, steps)
+                result = _validate(plan, steps)
                 stopping = result is None
                 if result is not None:
                     report.validation(step, result)
@@ -128,7 +128,7 @@ def train(config: Config, strategy: tf.distribute.Strategy | None = None) -> dic
             checkpoints.save_unless_saved(step)
 
         del batches  # stops the endless training pipeline before the final pass and the export
-        result = _validate(config, plan, steps)
+        result = _validate(plan, steps)
         if result is None:
             raise _stopped(stop, step, checkpoints, report, plan)
         report.validation(step, result)
@@ -136,9 +136,9 @@ def train(config: Config, strategy: tf.distribute.Strategy | None = None) -> dic
         summary = {
             "run_name": config.name,
             **result.summary(),
-            **_run_summary(config, plan, state, progress, start),
+            **_run_summary(plan, state, progress, start),
             "latest_checkpoint": checkpoints.latest,
-            "export_path": _export(config, plan, state, result, write_dir),
+            "export_path": _export(plan, state, result, write_dir),
         }
     if not plan.chief:
         summary["export_path"] = None
@@ -183,11 +183,8 @@ class _Plan:
         """Whether the epoch ending at `step` is followed by a validation pass (the last step is
         always followed by one)."""
         every = self.config.eval_every_epochs
-        return (
-            bool(every)
-            and (step // self.steps_per_epoch) % every == 0
-            and (step < self.total_steps)
-        )
+        epoch = step // self.steps_per_epoch
+        return bool(every) and epoch % every == 0 and step < self.total_steps
 
 
 def _prepare(config: Config, strategy) -> _Plan:
@@ -217,9 +214,17 @@ def _prepare(config: Config, strategy) -> _Plan:
     steps_per_epoch = length.steps_per_epoch or max(counts["train"] // config.batch_size, 1)
     total_steps = length.train_steps or math.ceil(length.epochs * steps_per_epoch)
     return _Plan(
-        config, strategy, chief, source, counts, model_dir, stored, changes, steps_per_epoch,
-        total_steps,
-    )  # fmt: skip
+        config=config,
+        strategy=strategy,
+        chief=chief,
+        source=source,
+        counts=counts,
+        model_dir=model_dir,
+        stored=stored,
+        changes=changes,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+    )
 
 
 class _Timer:
@@ -233,8 +238,9 @@ class _Timer:
         self.seconds = time.perf_counter() - self._start
 
 
-def _dataset(config: Config, plan: _Plan, split: str, seed: int | None = None):
+def _dataset(plan: _Plan, split: str, seed: int | None = None):
     """The distributed `split`: training batches forever, or one pass over every image."""
+    config = plan.config
     training = split == "train"
     return plan.strategy.distribute_datasets_from_function(
         lambda context: data_lib.make_dataset(
@@ -251,10 +257,10 @@ def _dataset(config: Config, plan: _Plan, split: str, seed: int | None = None):
     )
 
 
-def _validate(config: Config, plan: _Plan, steps) -> metrics.Validation | None:
+def _validate(plan: _Plan, steps) -> metrics.Validation | None:
     """A pass over the validation split; None when a stop signal cut it short."""
     count = top1 = topk = 0.0
-    for images, labels in _dataset(config, plan, "validation"):
+    for images, labels in _dataset(plan, "validation"):
         n, c1, ck, stopping = steps.evaluate(images, labels)
         count, top1, topk = count + n, top1 + c1, topk + ck
         if stopping:
@@ -271,8 +277,9 @@ def _stopped(stop, step, checkpoints, report, plan: _Plan) -> TrainingInterrupte
     return stop.interrupted(step, plan.total_steps, path)
 
 
-def _export(config: Config, plan: _Plan, state, result: metrics.Validation, write_dir) -> str:
+def _export(plan: _Plan, state, result: metrics.Validation, write_dir: str) -> str:
     """The SavedModel of the trained model; non-chief workers write theirs to `write_dir`."""
+    config = plan.config
     if plan.chief:
         export_dir = config.export_dir or os.path.join("exported_models", config.name)
     else:
@@ -298,8 +305,9 @@ def _export(config: Config, plan: _Plan, state, result: metrics.Validation, writ
     )
 
 
-def _run_summary(config, plan: _Plan, state, progress: metrics.Throughput, start: int) -> dict:
-    step = state.global_step
+def _run_summary(plan: _Plan, state, progress: metrics.Throughput, start: int) -> dict:
+    """The summary.json entries of the run (the validation's come from `metrics.Validation`)."""
+    config, step = plan.config, state.global_step
     return {
         "learning_rate": schedule.learning_rate(
             config, max(step - 1, 0), plan.steps_per_epoch, state.plateau.drops
