@@ -25,6 +25,7 @@ _EXPORTS = {
     "PReLU": "layers",
     "SpatialPyramidPooling": "layers",
     "build_model": "models",
+    "feature_info": "models",
     "get_model": "models",
     "list_models": "models",
     "model_a": "models",
@@ -33,10 +34,15 @@ _EXPORTS = {
     "model_deep": "models",
     "model_small": "models",
     "model_tiny": "models",
+    "set_trunk_trainable": "models",
+    "trunk_layers": "models",
     "weight_decay_exclusions": "models",
+    "preprocess_input": "preprocessing",
+    "preprocessing_layer": "preprocessing",
+    "load_weights": "weights",
     "register_weights": "weights",
 }
-_SUBMODULES = ("initializers", "paper")
+_SUBMODULES = ("initializers", "paper", "preprocessing", "weights")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 

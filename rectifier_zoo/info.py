@@ -1,8 +1,10 @@
-"""The model table: depth, parameters and multiply-adds of every model, against the paper.
+"""The model table: depth, parameters and multiply-adds of every model, against the paper; and
+the published weights with their cards.
 
-Run `python -m rectifier_zoo.info` (add `--json` for machine-readable rows). The counts come
-from the built Keras graphs at 224x224, not from a formula. The paper gives multiply-adds
-(Table 3) but no parameter counts, so the parameters are ours alone.
+Run `python -m rectifier_zoo.info` (add `--json` for machine-readable rows, `--weights` for the
+weights section alone). The counts come from the built Keras graphs at 224x224, not from a
+formula. The paper gives multiply-adds (Table 3) but no parameter counts, so the parameters are
+ours alone.
 """
 
 import argparse
@@ -12,6 +14,7 @@ import math
 import keras
 
 from rectifier_zoo import paper
+from rectifier_zoo import weights as weights_lib
 from rectifier_zoo.architectures import ARCHITECTURES
 from rectifier_zoo.models import build_model
 
@@ -83,13 +86,70 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def weights_cards() -> list[dict]:
+    """The card of every known weights entry (packaged manifest, environment, registered)."""
+    entries = weights_lib.manifest()
+    return [entries[key].card for key in sorted(entries)]
+
+
+def format_weights(cards: list[dict]) -> str:
+    """A Markdown section of `weights_cards`: one row per entry, or a line saying none exist."""
+    lines = ["## Published weights", ""]
+    if not cards:
+        lines.append(
+            "None are published yet (the manifest is empty). Train a model "
+            f"(`{weights_lib.train_command('model_a')}`), then "
+            "`rectifier_zoo.register_weights(...)` it or list it in a manifest named by "
+            f"${weights_lib.ENV_MANIFEST}."
+        )
+        return "\n".join(lines)
+
+    def results(card):
+        return (
+            "; ".join(
+                f"{protocol}: "
+                + ", ".join(f"{metric} {value:g}%" for metric, value in values.items())
+                for protocol, values in card["results"].items()
+            )
+            or "-"
+        )
+
+    lines += [
+        "| model | tag | classes | top | dataset | recipe | input (size / crop, mean, std) "
+        "| results | license | sha256 |",
+        "|---|---|---:|---|---|---|---|---|---|---|",
+    ]
+    for card in cards:
+        contract = card["input"]
+        mean = ", ".join(f"{m:g}" for m in contract["mean"])
+        lines.append(
+            f"| {card['model']} | {card['tag']} | {card['classes']} | "
+            f"{'yes' if card['include_top'] else 'no'} | {card['dataset'] or '-'} | "
+            f"{card['recipe'] or '-'} | {contract['size']} / {contract['crop']}, ({mean}), "
+            f"{contract['std']:g} | {results(card)} | {card['license'] or '-'} | "
+            f"{card['sha256'][:12]} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    parser.add_argument(
+        "--weights", action="store_true", help="only the published weights (no model is built)"
+    )
     parser.add_argument("--input_size", type=int, default=paper.CROP_SIZE)
     args = parser.parse_args(argv)
+    cards = weights_cards()
+    if args.weights:
+        print(json.dumps(cards, indent=2) if args.json else format_weights(cards))
+        return
     rows = model_rows(args.input_size)
-    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    print(
+        json.dumps(rows, indent=2)
+        if args.json
+        else format_table(rows) + "\n\n" + format_weights(cards)
+    )
 
 
 if __name__ == "__main__":

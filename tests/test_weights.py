@@ -323,7 +323,10 @@ def test_imagenet_without_entry_says_how_to_get_weights():
         _tiny(weights="imagenet")
     message = str(info.value)
     assert "No 'imagenet' weights are published for model_tiny" in message
-    assert "python training/train.py --recipe paper_model_tiny" in message
+    assert (
+        "python training/train.py --recipe=paper_model_a --model=model_tiny "
+        "--dataset=imagenet2012 --data_dir=..." in message
+    )
     assert "model.save_weights('model_tiny.weights.h5')" in message
     assert "rectifier_zoo.register_weights('model_tiny', 'imagenet'" in message
     assert weights.ENV_MANIFEST in message
@@ -375,18 +378,22 @@ def test_imagenet_corrupted_download_is_rejected(source, server, cache_dir):
     assert _cached_files(cache_dir) == []
 
 
-def test_imagenet_include_top_needs_entry_classes(source):
+def test_imagenet_other_classes_loads_all_but_the_classifier(source, caplog):
     rectifier_zoo.register_weights(
-        MODEL, "imagenet", str(source["full"]), source["full_sha256"], 10
+        MODEL, "imagenet", str(source["full"]), source["full_sha256"], CLASSES
     )
-    with pytest.raises(ValueError, match="`classes` must be 10. Received: classes=1000"):
-        _tiny(weights="imagenet", classes=1000)
+    with caplog.at_level("WARNING", logger="rectifier_zoo"):
+        model = _tiny(weights="imagenet", classes=4)
+    assert model.output_shape == (None, 4)
+    _assert_layers_equal(model, source["model"], ["conv1", "prelu3_2", "fc1", "prelu_fc2"])
+    assert "has a 10-class classifier, the model 4 classes" in caplog.text
 
 
 def test_imagenet_default_entry_classes_is_1000(source):
-    rectifier_zoo.register_weights(MODEL, "imagenet", str(source["full"]), source["full_sha256"])
-    with pytest.raises(ValueError, match="`classes` must be 1000. Received: classes=10"):
-        _tiny(weights="imagenet", classes=10)
+    entry = rectifier_zoo.register_weights(
+        MODEL, "imagenet", str(source["full"]), source["full_sha256"]
+    )
+    assert entry.classes == 1000
 
 
 def test_imagenet_include_top_false_loads_trunk(source, server):
@@ -414,6 +421,16 @@ def test_imagenet_trunk_only_entry_needs_include_top_false(source):
         _tiny(weights="imagenet")
     model = _tiny(include_top=False, weights="imagenet")
     _assert_trunk_equal(model, source["trunk_model"])
+
+
+def _assert_layers_equal(model, reference, names):
+    for name in names:
+        for got, want in zip(
+            model.get_layer(name).get_weights(),
+            reference.get_layer(name).get_weights(),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(got, want)
 
 
 def _assert_trunk_equal(model, reference):
@@ -455,11 +472,10 @@ def test_path_trunk_file_into_trunk_model(source):
     _assert_trunk_equal(model, source["trunk_model"])
 
 
-def test_path_classes_mismatch_raises(source):
-    with pytest.raises(
-        ValueError, match="has a 10-class top; pass classes=10 or include_top=False"
-    ):
-        _tiny(weights=str(source["full"]), classes=5)
+def test_path_classes_mismatch_keeps_all_but_the_classifier(source):
+    model = _tiny(weights=str(source["full"]), classes=5)
+    _assert_layers_equal(model, source["model"], ["conv2_1", "fc1", "prelu_fc1", "fc2"])
+    assert model.get_layer("fc3").get_weights()[0].shape == (32, 5)
 
 
 def test_path_trunk_file_with_include_top_raises(source):
