@@ -547,13 +547,14 @@ def _keras_paths(model: keras.Model) -> dict[str, str]:
     return paths
 
 
-def _file_layers(h5file, model: keras.Model) -> dict:
-    """`{layer name: [h5py datasets]}` of the layers with variables in an open weights file."""
+def _file_layers(h5file, model: keras.Model) -> tuple[dict, set]:
+    """`{layer name: [h5py datasets]}` of the layers with variables in an open weights file, and
+    the groups without a stored name that no layer of `model` accounts for (named by group)."""
     group = h5file.get("layers")
     if group is None or not hasattr(group, "items"):
         raise ValueError("it is not a Keras .weights.h5 file (no 'layers' group)")
     fallback = None
-    layers = {}
+    layers, unnamed = {}, set()
     for key, layer_group in group.items():
         variables = layer_group.get("vars") if hasattr(layer_group, "get") else None
         if variables is None:
@@ -566,9 +567,12 @@ def _file_layers(h5file, model: keras.Model) -> dict:
             name = name.decode("utf-8")
         if name is None:
             fallback = fallback if fallback is not None else _keras_paths(model)
-            name = fallback.get(key, key)
+            name = fallback.get(key)
+            if name is None:
+                name = key
+                unnamed.add(key)
         layers[str(name)] = datasets
-    return layers
+    return layers, unnamed
 
 
 def _listed(names) -> str:
@@ -660,7 +664,7 @@ def load_weights(model: keras.Model, weights, *, architecture: str | None = None
         ) from None
     with h5file:
         try:
-            file_layers = _file_layers(h5file, model)
+            file_layers, unnamed = _file_layers(h5file, model)
         except (ValueError, OSError, KeyError) as error:
             raise ValueError(f"{describe} cannot be read: {error}") from None
         first_conv = next(
@@ -705,8 +709,12 @@ def load_weights(model: keras.Model, weights, *, architecture: str | None = None
             if name in model_layers:
                 continue
             stage = _stage(name)
+            # A model without top skips the file's top and deeper stages; in a file without
+            # layer names, those are the groups beyond the model's own.
             if classifier is None and (
-                _HEAD_LAYER.fullmatch(name) or (stage is not None and stage > deepest)
+                _HEAD_LAYER.fullmatch(name)
+                or (stage is not None and stage > deepest)
+                or name in unnamed
             ):
                 skipped.append(name)
             else:

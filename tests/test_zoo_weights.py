@@ -425,3 +425,34 @@ def test_result_protocols_are_the_evaluators():
     from rectifier_zoo.serving import protocols
 
     assert weights.RESULT_PROTOCOLS == protocols.PROTOCOLS
+
+
+def test_files_without_layer_names_load_by_keras_order(files, tmp_path):
+    """Keras versions before 3.10-ish store no layer names: groups are matched in build order."""
+    import h5py
+
+    source, path = files["prelu"]
+    stripped = tmp_path / "unnamed.weights.h5"
+    stripped.write_bytes(pathlib.Path(path).read_bytes())
+    with h5py.File(stripped, "r+") as f:
+        for group in f["layers"].values():
+            group["vars"].attrs.pop("name", None)
+    model = _tiny(weights=str(stripped))
+    np.testing.assert_array_equal(_numpy(model(_images())), _numpy(source(_images())))
+    trunk = _tiny(include_top=False, weights=str(stripped))
+    _assert_same(trunk, source, ["conv1", "prelu3_2"])
+    deeper = tmp_path / "unnamed_deeper.weights.h5"
+    deeper.write_bytes(pathlib.Path(files["deeper"][1]).read_bytes())
+    with h5py.File(deeper, "r+") as f:
+        for group in f["layers"].values():
+            group["vars"].attrs.pop("name", None)
+    with pytest.raises(ValueError, match="does not fit the model 'model_tiny'"):
+        _tiny(weights=str(deeper))
+
+
+def test_input_tensor_sets_the_channels(files):
+    inputs = keras.Input((SIZE, SIZE, 1))
+    model = rectifier_zoo.model_tiny(
+        input_tensor=inputs, classes=CLASSES, weights=files["prelu"][1]
+    )
+    assert model.get_layer("conv1").kernel.shape == (7, 7, 1, 8)
