@@ -9,7 +9,7 @@ Names are loaded on first use, so `import rectifier_zoo.paper` or the training f
 import Keras (and with it TensorFlow).
 """
 
-import importlib
+from rectifier_zoo._lazy import lazy_namespace
 
 __version__ = "0.1.0"
 
@@ -44,19 +44,4 @@ _EXPORTS = {
 }
 _SUBMODULES = ("initializers", "paper", "preprocessing", "weights")
 
-__all__ = sorted([*_EXPORTS, *_SUBMODULES])
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"rectifier_zoo.{_EXPORTS[name]}"), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"rectifier_zoo.{name}")
-    else:
-        raise AttributeError(f"module 'rectifier_zoo' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__, __all__ = lazy_namespace(__name__, _EXPORTS, _SUBMODULES)

@@ -10,6 +10,7 @@ import dataclasses
 import math
 
 from rectifier_zoo import paper
+from rectifier_zoo.checks import check_choice
 
 SAME = "same"
 
@@ -188,3 +189,16 @@ def deep_architecture(depth: int) -> Architecture:
     stage = dataclasses.replace(last, num_layers=last.num_layers + depth - DEEP_DEPTH)
     name = base.name if depth == DEEP_DEPTH else f"{base.name}_{depth}"
     return dataclasses.replace(base, name=name, stages=(*head, stage))
+
+
+def get_architecture(architecture: str | Architecture) -> Architecture:
+    """A registered architecture by name, or `architecture` itself when it is one."""
+    if isinstance(architecture, str):
+        check_choice("architecture", architecture, tuple(ARCHITECTURES))
+        return ARCHITECTURES[architecture]
+    if not isinstance(architecture, Architecture):
+        raise ValueError(
+            "`architecture` must be a registered name or an Architecture. "
+            f"Received: architecture={architecture!r}"
+        )
+    return architecture

@@ -15,7 +15,13 @@ import keras
 
 from rectifier_zoo import initializers, paper, preprocessing
 from rectifier_zoo import weights as weights_lib
-from rectifier_zoo.architectures import ARCHITECTURES, SAME, Architecture, deep_architecture
+from rectifier_zoo.architectures import (
+    ARCHITECTURES,
+    SAME,
+    Architecture,
+    deep_architecture,
+    get_architecture,
+)
 from rectifier_zoo.checks import check_choice
 from rectifier_zoo.layers import PReLU, SpatialPyramidPooling
 
@@ -260,14 +266,7 @@ def feature_info(architecture, activation: str = "prelu") -> list[dict]:
     Returns:
         `[{"level": "P1", "stride": 2, "channels": 96, "layer": "prelu1"}, ...]`.
     """
-    if isinstance(architecture, str):
-        check_choice("architecture", architecture, tuple(ARCHITECTURES))
-        architecture = ARCHITECTURES[architecture]
-    if not isinstance(architecture, Architecture):
-        raise ValueError(
-            "`architecture` must be a registered name or an Architecture. "
-            f"Received: architecture={architecture!r}"
-        )
+    architecture = get_architecture(architecture)
     check_choice("activation", activation, ACTIVATIONS)
     rows, stride = [], 1
     for s, stage in enumerate(architecture.stages, start=1):

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from rectifier_zoo import paper
-from rectifier_zoo.architectures import ARCHITECTURES, Architecture
+from rectifier_zoo.architectures import Architecture, get_architecture
 from rectifier_zoo.checks import check_choice
 
 DATA_FORMATS = ("channels_last", "channels_first")
@@ -43,14 +43,7 @@ def _input_std(architecture, input_std) -> float:
     if architecture is not None and input_std is not None:
         raise ValueError("Pass `architecture` or `input_std`, not both.")
     if architecture is not None:
-        if isinstance(architecture, str):
-            check_choice("architecture", architecture, tuple(ARCHITECTURES))
-            architecture = ARCHITECTURES[architecture]
-        if not isinstance(architecture, Architecture):
-            raise ValueError(
-                "`architecture` must be a registered name or an Architecture. "
-                f"Received: architecture={architecture!r}"
-            )
+        architecture = get_architecture(architecture)
         return float(architecture.input_std)
     if input_std is None:
         return 1.0

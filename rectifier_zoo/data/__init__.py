@@ -11,7 +11,7 @@ single transforms (crop windows, PCA lighting, the fused JPEG decode) are in
 transform settings) imports no TensorFlow.
 """
 
-import importlib
+from rectifier_zoo._lazy import lazy_namespace
 
 # name -> module of rectifier_zoo.data that defines it
 _EXPORTS = {
@@ -40,19 +40,4 @@ _EXPORTS = {
 }
 _SUBMODULES = ("config", "pipeline", "sources", "synthetic", "testing", "transforms")
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__, __all__ = lazy_namespace(__name__, _EXPORTS, _SUBMODULES)
