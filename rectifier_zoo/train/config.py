@@ -38,6 +38,7 @@ __all__ = [
     "Activation",
     "Config",
     "Dataset",
+    "Freeze",
     "LrSchedule",
     "ModelName",
     "ModelSpec",
@@ -96,6 +97,11 @@ class Dataset(Choice):
     IMAGENET2012 = "imagenet2012"
 
 
+class Freeze(Choice):
+    NONE = "none"  # every layer trains
+    TRUNK = "trunk"  # only the top (SPP's fc layers and the classifier) trains
+
+
 # The registered models: the architectures of Sec. 2.3 / Table 3, the Table 1 model, ...
 ModelName = Choice("ModelName", {name.upper(): name for name in ARCHITECTURES}, module=__name__)
 
@@ -114,6 +120,17 @@ def _integer(minimum: int = 1, optional: bool = False) -> Callable:
                 expected = "a positive integer"
             else:
                 expected = f"an integer >= {minimum}"
+            raise ValueError(f"{name} must be {expected}. Received: {name}={value!r}")
+
+    return check
+
+
+def _text(optional: bool = False) -> Callable:
+    def check(name, value):
+        if value is None and optional:
+            return
+        if not isinstance(value, str) or not value.strip():
+            expected = "a non-empty string" + (" or None" if optional else "")
             raise ValueError(f"{name} must be {expected}. Received: {name}={value!r}")
 
     return check
@@ -321,6 +338,14 @@ class Config(_Checked):
         log_every_steps: progress bar, TensorBoard and log-line interval.
         verbose: 1 shows a progress bar, 0 prints one line per log_every_steps instead.
         private_threadpool_size: threads of the input pipeline's own pool; unset: shared.
+        init_weights: fine-tuning: a fresh run starts from these weights, a .weights.h5 file or a
+            tag of the weights manifest (imagenet) for the registered model, loaded layer by
+            layer by name (rectifier_zoo.load_weights); a classifier with another class count
+            than the file's is drawn anew from its initializer. Resuming from a checkpoint, the
+            checkpoint wins and the file is not read (the value must stay as stored).
+        freeze: none trains every layer; trunk trains only the top (SPP's fc layers and the
+            classifier): the convolutions and their PReLU slopes keep their values. Fixed on
+            resume.
         network: the model (ModelSpec).
         transform: the input transform (rectifier_zoo.data.config.TransformConfig).
         optimizer: the SGD settings (OptimizerConfig).
@@ -343,6 +368,8 @@ class Config(_Checked):
     log_every_steps: int = _setting(50, _integer())
     verbose: int = 1
     private_threadpool_size: int | None = None
+    init_weights: str | None = _setting(None, _text(optional=True))
+    freeze: Freeze = Freeze.NONE
     network: ModelSpec = _setting(factory=ModelSpec)
     transform: TransformConfig = _setting(factory=TransformConfig)
     optimizer: OptimizerConfig = _setting(factory=OptimizerConfig)

@@ -18,7 +18,10 @@ The pieces, in the order `train` uses them:
   shuffled pass (seeded runs use `seed + epoch`), so it sees the same number of batches as an
   uninterrupted one, not exactly the same batches.
 - `state.py`: model, optimizer (`CaffeSGD`: the paper's coupled weight decay on kernels only),
-  step, epoch and plateau counters, checkpointed together; the precision policy.
+  step, epoch and plateau counters, checkpointed together; the precision policy. Fine-tuning:
+  a fresh run loads `init_weights` (`rectifier_zoo.load_weights`, by layer name; a classifier
+  with another class count keeps its fresh values), `freeze=trunk` freezes the trunk, and the
+  optimizer is built on the trainable variables only; the export is the whole model.
 - `steps.py`: the loss is the sum of per-example cross-entropies divided by the GLOBAL batch
   size, so the gradients summed over replicas are the mean over the global batch.
 - `schedule.py`: the learning rate of each step, set on the optimizer before the step.
@@ -51,15 +54,16 @@ from rectifier_zoo.train import steps as steps_lib
 from rectifier_zoo.train.config import Config
 from rectifier_zoo.train.signals import StopSignals, TrainingInterrupted
 
-__all__ = ["Config", "TrainConfig", "TrainingInterrupted", "train"]
+__all__ = ["Config", "TrainingInterrupted", "train"]
 
 
 def train(config: Config, strategy: tf.distribute.Strategy | None = None) -> dict:
     """Trains, validates, checkpoints and exports; returns (and writes) the summary.
 
     Everything that can be checked is checked before anything is written: the configuration,
-    both data splits (class lists, empty classes, image counts), the run folder, and on a resume
-    the stored configuration (`run_dir.resume_changes`) and the checkpoint itself.
+    both data splits (class lists, empty classes, image counts), the run folder, the
+    `init_weights` file of a fresh run (loaded before the run folder is created), and on a
+    resume the stored configuration (`run_dir.resume_changes`) and the checkpoint itself.
 
     Args:
         config: the run.
@@ -75,76 +79,85 @@ def train(config: Config, strategy: tf.distribute.Strategy | None = None) -> dic
     """
     progress = metrics.Throughput(config.batch_size)
     plan = _prepare(config, strategy)  # nothing is written before this returns
-    with (
-        state_lib.precision_policy(config.precision),
-        StopSignals() as stop,
-        run_dir.write_dir(plan.model_dir, plan.chief, plan.worker) as write_dir,
-    ):
+    with state_lib.precision_policy(config.precision), StopSignals() as stop:
         if config.seed is not None:
             keras.utils.set_random_seed(config.seed)
-        state = state_lib.TrainState.create(config, plan.source.num_classes, plan.strategy)
-        checkpoints = state_lib.Checkpoints(state, write_dir, config.keep_checkpoints)
-        restored = checkpoints.restore_latest(plan.model_dir, config.model_dir)
-        start = state.global_step
-        if plan.chief:  # only now: a failed restore leaves the stored configuration as it was
-            entry = plan.history_entry(start)
-            run_dir.write_config(plan.model_dir, config, plan.class_names, plan.stored, entry)
-        report = report_lib.Reporter(write_dir, plan.chief, plan.top_k, plan.steps_per_epoch)
-        report.start(start, plan.total_steps, progress_bar=bool(config.verbose))
-        if restored:
-            report.resumed(restored, start, plan.changes)
-        steps = steps_lib.DistributedSteps(
-            state.model, state.optimizer, plan.strategy, stop, config, plan.top_k
+        # Before the run folder: a missing or mismatching init_weights file writes nothing.
+        state, fine_tuning = state_lib.TrainState.create(
+            config, plan.source.num_classes, plan.strategy, fresh=plan.stored is None
         )
-        seed = None if config.seed is None else config.seed + start // plan.steps_per_epoch
-        batches = iter(_dataset(plan, "train", seed))
-        window = metrics.Window(config.batch_size)
-
-        step = start
-        while step < plan.total_steps:
-            rate = schedule.learning_rate(config, step, plan.steps_per_epoch, state.plateau.drops)
-            state.set_learning_rate(rate)
-            with _Timer() as timer:
-                loss, top1, topk, stopping = steps.train(*next(batches))
-            metrics.check_finite(loss, step + 1, state.loss_scaled, checkpoints.latest)
-            step = state.advance(plan.steps_per_epoch)
-            window.add(loss, top1, topk, timer.seconds)
-            progress.add(timer.seconds)
-            epoch_end = step % plan.steps_per_epoch == 0
-            if step % config.log_every_steps == 0 or epoch_end or step == plan.total_steps:
-                report.train(step, rate, window.pop(), state.model)
-            if epoch_end and plan.validates_after(step) and not stopping:
-                result = _validate(plan, steps)
-                stopping = result is None
-                if result is not None:
-                    report.validation(step, result)
-                    if state.record_validation(config, result.top1_error):
-                        report.say("Validation error plateaued: learning rate divided by 10.")
-            if step % config.checkpoint_every_steps == 0 or epoch_end:
-                checkpoints.save(step)
-            if stopping:
-                raise _stopped(stop, step, checkpoints, report, plan)
-        if step > start:
-            checkpoints.save_unless_saved(step)
-
-        del batches  # stops the endless training pipeline before the final pass and the export
-        result = _validate(plan, steps)
-        if result is None:
-            raise _stopped(stop, step, checkpoints, report, plan)
-        report.validation(step, result)
-        report.close()
-        summary = {
-            "run_name": config.name,
-            **result.summary(),
-            **_run_summary(plan, state, progress, start),
-            "latest_checkpoint": checkpoints.latest,
-            "export_path": _export(plan, state, result, write_dir),
-        }
+        with run_dir.write_dir(plan.model_dir, plan.chief, plan.worker) as write_dir:
+            summary = _run(plan, state, fine_tuning, stop, progress, write_dir)
     if not plan.chief:
         summary["export_path"] = None
     else:
         run_dir.write_summary(plan.model_dir, summary)
     return summary
+
+
+def _run(plan: _Plan, state, fine_tuning, stop, progress, write_dir: str) -> dict:
+    """`train` once the state is built: restore, train, validate, export, summarize."""
+    config = plan.config
+    checkpoints = state_lib.Checkpoints(state, write_dir, config.keep_checkpoints)
+    restored = checkpoints.restore_latest(plan.model_dir, config.model_dir)
+    start = state.global_step
+    if plan.chief:  # only now: a failed restore leaves the stored configuration as it was
+        entry = plan.history_entry(start)
+        run_dir.write_config(plan.model_dir, config, plan.class_names, plan.stored, entry)
+    report = report_lib.Reporter(write_dir, plan.chief, plan.top_k, plan.steps_per_epoch)
+    started_from = fine_tuning.describe()
+    if started_from:
+        report.say(started_from)
+    report.start(start, plan.total_steps, progress_bar=bool(config.verbose))
+    if restored:
+        report.resumed(restored, start, plan.changes)
+    steps = steps_lib.DistributedSteps(
+        state.model, state.optimizer, plan.strategy, stop, config, plan.top_k
+    )
+    seed = None if config.seed is None else config.seed + start // plan.steps_per_epoch
+    batches = iter(_dataset(plan, "train", seed))
+    window = metrics.Window(config.batch_size)
+
+    step = start
+    while step < plan.total_steps:
+        rate = schedule.learning_rate(config, step, plan.steps_per_epoch, state.plateau.drops)
+        state.set_learning_rate(rate)
+        with _Timer() as timer:
+            loss, top1, topk, stopping = steps.train(*next(batches))
+        metrics.check_finite(loss, step + 1, state.loss_scaled, checkpoints.latest)
+        step = state.advance(plan.steps_per_epoch)
+        window.add(loss, top1, topk, timer.seconds)
+        progress.add(timer.seconds)
+        epoch_end = step % plan.steps_per_epoch == 0
+        if step % config.log_every_steps == 0 or epoch_end or step == plan.total_steps:
+            report.train(step, rate, window.pop(), state.model)
+        if epoch_end and plan.validates_after(step) and not stopping:
+            result = _validate(plan, steps)
+            stopping = result is None
+            if result is not None:
+                report.validation(step, result)
+                if state.record_validation(config, result.top1_error):
+                    report.say("Validation error plateaued: learning rate divided by 10.")
+        if step % config.checkpoint_every_steps == 0 or epoch_end:
+            checkpoints.save(step)
+        if stopping:
+            raise _stopped(stop, step, checkpoints, report, plan)
+    if step > start:
+        checkpoints.save_unless_saved(step)
+
+    del batches  # stops the endless training pipeline before the final pass and the export
+    result = _validate(plan, steps)
+    if result is None:
+        raise _stopped(stop, step, checkpoints, report, plan)
+    report.validation(step, result)
+    report.close()
+    return {
+        "run_name": config.name,
+        **result.summary(),
+        **_run_summary(plan, state, progress, start),
+        "latest_checkpoint": checkpoints.latest,
+        "export_path": _export(plan, state, result, write_dir),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,15 +343,3 @@ def _run_summary(plan: _Plan, state, progress: metrics.Throughput, start: int) -
         # Sum of squares of all weights: workers of one run must report the same value.
         "weights_checksum": metrics.weights_checksum(state.model),
     }
-
-
-def TrainConfig(**fields) -> Config:  # noqa: N802  (the old class name)
-    """The old flat constructor: a `Config` from flat field names (`Config().override`).
-
-    `architecture=` (an `Architecture`) is taken as `model=`. Kept for callers of the former
-    flat dataclass; new code builds a `Config` or starts from a recipe.
-    """
-    architecture = fields.pop("architecture", None)
-    if architecture is not None:
-        fields["model"] = architecture
-    return Config().override(**fields)

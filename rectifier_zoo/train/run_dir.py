@@ -33,8 +33,9 @@ CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 # The config.json entries that are not `Config` fields.
 RUN_KEYS = ("num_classes", "class_names", "history")
-# Fields a resume must keep: they fix the shapes and meaning of the checkpointed weights, or what
-# one step is (the schedule counts steps). Every other field may change and is recorded.
+# Fields a resume must keep: they fix the shapes and meaning of the checkpointed weights (and
+# which of them have optimizer slots: freeze), or what one step is (the schedule counts steps).
+# Every other field may change and is recorded.
 RESUME_FIXED_FIELDS = (
     "model",
     "architecture",
@@ -42,6 +43,8 @@ RESUME_FIXED_FIELDS = (
     "channel_shared",
     "kernel_initializer",
     "fc_initializer",
+    "init_weights",
+    "freeze",
     "batch_size",
     "precision",
 )

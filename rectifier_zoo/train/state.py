@@ -1,7 +1,10 @@
 """The training state, one checkpointable object, and the precision policy (TensorFlow).
 
 `TrainState` holds what a resumed run needs: the model, the optimizer (with its momentum
-slots), the step, the epoch and the plateau rule's counters. `Checkpoints` saves it every
+slots), the step, the epoch and the plateau rule's counters. Fine-tuning (`init_weights`,
+`freeze`) happens in `TrainState.create`, between the model and the optimizer: a fresh run
+loads the file into the model, then the trunk is frozen, then the optimizer is built on the
+trainable variables only. `Checkpoints` saves it every
 `checkpoint_every_steps` steps and at each epoch end, keeping the last `keep_checkpoints`.
 TensorFlow writes each checkpoint to temporary files and renames them, and the `checkpoint`
 index file last, so a crash never leaves a half checkpoint as the latest one. On multi-worker
@@ -14,16 +17,18 @@ worker must save, since saving may run collectives) and restore from the chief's
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 
 import keras
 import tensorflow as tf
 
+import rectifier_zoo
 from rectifier_zoo.models import build_model as build_architecture
 from rectifier_zoo.models import get_model
 from rectifier_zoo.optimizers import CaffeSGD
 from rectifier_zoo.train import schedule
-from rectifier_zoo.train.config import Architecture, Config, Precision
+from rectifier_zoo.train.config import Architecture, Config, Freeze, Precision
 
 
 @contextlib.contextmanager
@@ -53,6 +58,68 @@ def build_model(config: Config, num_classes: int) -> keras.Model:
     if isinstance(network.model, Architecture):
         return build_architecture(network.model, **kwargs)
     return get_model(str(network.model), **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuning:
+    """What `start_from` did: the file loaded (None: none) and the layers frozen."""
+
+    loaded: rectifier_zoo.weights.LoadedWeights | None = None
+    frozen: tuple[str, ...] = ()
+    trainable_variables: int = 0
+
+    def describe(self) -> str | None:
+        """One console line; None when the run neither loaded weights nor froze layers."""
+        parts = []
+        if self.loaded is not None:
+            loaded = self.loaded
+            parts.append(f"Initial weights {loaded.path}: {len(loaded.loaded)} layers loaded")
+            if loaded.reinitialized:
+                parts.append(
+                    f"{', '.join(loaded.reinitialized)} re-initialized (another class count)"
+                )
+            if loaded.adapted:
+                parts.append(f"{', '.join(loaded.adapted)} adapted to the input channels")
+        if self.frozen:
+            parts.append(
+                f"trunk frozen ({len(self.frozen)} layers; "
+                f"{self.trainable_variables} variables train)"
+            )
+        if not parts:
+            return None
+        line = "; ".join(parts)
+        return line[0].upper() + line[1:] + "."
+
+
+def start_from(config: Config, model: keras.Model, fresh: bool) -> FineTuning:
+    """Loads `config.init_weights` into `model` (a fresh run only) and applies `config.freeze`.
+
+    The file is matched layer by layer by name (`rectifier_zoo.load_weights`): anything that
+    does not fit raises ValueError and nothing is loaded. A classifier with another class count
+    than the file's keeps the values the model was built with: under a strategy those were
+    drawn once and copied to every replica and worker, whereas a draw after the build would
+    differ from worker to worker in an unseeded run.
+
+    Args:
+        config: the run.
+        model: the model just built (in the strategy's scope).
+        fresh: False when a checkpoint is restored next: the checkpoint wins and the file is not
+            read. The trunk is frozen either way, so the optimizer has the same variables.
+    """
+    loaded = None
+    if fresh and config.init_weights is not None:
+        dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+        drawn = {layer.name: layer.get_weights() for layer in dense[-1:]}
+        loaded = rectifier_zoo.load_weights(
+            model, config.init_weights, architecture=config.network.model_name
+        )
+        for name in loaded.reinitialized:
+            if name in drawn:
+                model.get_layer(name).set_weights(drawn[name])
+    frozen = ()
+    if config.freeze == Freeze.TRUNK:
+        frozen = tuple(rectifier_zoo.set_trunk_trainable(model, False))
+    return FineTuning(loaded, frozen, len(model.trainable_variables))
 
 
 def build_optimizer(config: Config, model: keras.Model) -> keras.optimizers.Optimizer:
@@ -93,11 +160,17 @@ class TrainState:
         self.stale_evals = _counter("stale_evals")
 
     @classmethod
-    def create(cls, config: Config, num_classes: int, strategy) -> TrainState:
-        """A fresh state, its variables placed by `strategy`."""
+    def create(
+        cls, config: Config, num_classes: int, strategy, fresh: bool = True
+    ) -> tuple[TrainState, FineTuning]:
+        """A new state, its variables placed by `strategy`, and what `start_from` did.
+
+        `fresh`: no checkpoint will be restored, so `config.init_weights` is loaded.
+        """
         with strategy.scope():
             model = build_model(config, num_classes)
-            return cls(model, build_optimizer(config, model))
+            fine_tuning = start_from(config, model, fresh)
+            return cls(model, build_optimizer(config, model)), fine_tuning
 
     def checkpoint(self) -> tf.train.Checkpoint:
         """Everything above under fixed names (the checkpoints' layout)."""

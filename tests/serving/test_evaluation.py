@@ -183,9 +183,10 @@ def test_clear_errors(exported, source, tmp_path, model):
 
 def test_trained_on_synthetic_then_exported_scores_what_training_reported(tmp_path):
     from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train import recipes
 
     data_dir = data.ensure_tiny_synthetic_dataset(str(tmp_path / "data"))
-    config = trainer.TrainConfig(
+    config = recipes.get_recipe("paper_model_a").override(
         name="tiny", model="model_tiny", dataset="folder", data_dir=data_dir,
         model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "plain_export"),
         strategy="one_device", batch_size=4, train_steps=2, crop_size=32, min_scale=32,

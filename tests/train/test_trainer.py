@@ -972,17 +972,6 @@ def test_a_run_with_the_old_flat_config_json_is_read_and_resumed(tiny_data, tmp_
     ]
 
 
-def test_old_flat_constructor_builds_the_same_config():
-    from rectifier_zoo.architectures import ARCHITECTURES
-    from rectifier_zoo.train import loop as trainer
-    from rectifier_zoo.train.config import Config
-
-    fields = dict(model="model_small", crop_size=32, min_scale=32, max_scale=40, eval_resize=32)
-    assert trainer.TrainConfig(**fields) == Config().override(**fields)
-    tiny = ARCHITECTURES["model_tiny"]
-    assert trainer.TrainConfig(architecture=tiny).network.model == tiny
-
-
 def test_precision_policy_is_restored_after_an_error():
     import keras
 
