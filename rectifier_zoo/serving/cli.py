@@ -215,7 +215,15 @@ def _load_model():
     if not FLAGS.model:
         _fail("--weights needs --model (one of " + ", ".join(rectifier_zoo.list_models()) + ")")
     model = rectifier_zoo.get_model(FLAGS.model, classes=FLAGS.classes, activation=FLAGS.activation)
-    model.load_weights(FLAGS.weights)
+    # By layer name, with the core's checks: another architecture, activation or depth is one
+    # ValueError. A classifier of another width is not re-drawn for an export: --classes is wrong.
+    loaded = rectifier_zoo.load_weights(model, FLAGS.weights, architecture=FLAGS.model)
+    if loaded.reinitialized:
+        _, classes = rectifier_zoo.weights.inspect_file(loaded.path)
+        raise ValueError(
+            f"The weights file {FLAGS.weights!r} has a {classes}-class classifier: pass "
+            f"--classes={classes}. Received: --classes={FLAGS.classes}"
+        )
     return model, FLAGS.name or FLAGS.model, {}, {}
 
 
