@@ -78,6 +78,9 @@ def test_export_cli_writes_tflite_and_onnx(model, tmp_path):
         (["--format=onnx"], "--format=onnx needs --output"),
         (["--input_size=64"], "--output and --input_size are for --format=tflite|onnx"),
         (["--format=tflite", "--input_size=4", "--output=x.tflite"], "too small"),
+        # The last --classes wins: a 7-class model for a 4-class file is refused, not exported
+        # with a random classifier.
+        (["--classes=7"], "has a 4-class classifier: pass --classes=4"),
     ],
 )
 def test_export_cli_bad_flags_are_one_line(model, tmp_path, flags, message):
