@@ -88,6 +88,15 @@ def test_recipes_keep_their_values():
         )
 
 
+def test_paper_small_follows_table_2s_protocol():
+    """Table 2: shorter side 256 in training and testing (no jitter), 224 crops, 75 epochs."""
+    small = recipes.RECIPES["paper_small"]
+    assert small.network.model == "model_small"
+    assert dataclasses.astuple(small.transform)[:4] == (224, 256, 256, 256)
+    assert small.schedule.epochs == 75.0
+    assert small.schedule.lr_boundaries == (37.5, 60.9375)  # 40 and 65 of 80, scaled to 75
+
+
 @pytest.mark.tf_only
 def test_choices_match_the_modules_that_use_them():
     from rectifier_zoo import models
