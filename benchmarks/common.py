@@ -7,15 +7,36 @@ import statistics
 import time
 
 
+def cpu_info(cpuinfo: str | None = None) -> dict:
+    """The CPU's model name and whether it has AMX (the `amx_*` flags of /proc/cpuinfo): the
+    two facts a figure on this CPU means nothing without. `cpuinfo` is /proc/cpuinfo's text
+    (read when None)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            cpuinfo = ""
+    cpu, flags = platform.processor() or platform.machine(), []
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            cpu = value.strip()
+        elif key.strip() == "flags" and not flags:
+            flags = value.split()
+    return {"cpu": cpu, "amx": any(flag.startswith("amx") for flag in flags)}
+
+
+def cpu_label(info: dict) -> str:
+    """'<model>, AMX' or '<model>, no AMX', for printed tables."""
+    return f"{info['cpu']}, {'AMX' if info.get('amx') else 'no AMX'}"
+
+
 def machine_info() -> dict:
-    """CPU model, cores, GPU (if TensorFlow sees one) and library versions, for every result row."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    """CPU model (and AMX or not), cores, GPU (if TensorFlow sees one) and library versions, for
+    every result row."""
+    info = cpu_info()
+    info.update(cores=os.cpu_count(), python=platform.python_version())
     import keras
 
     info.update(keras=keras.__version__, backend=keras.backend.backend())
@@ -28,8 +49,8 @@ def machine_info() -> dict:
     return info
 
 
-def interleaved_medians(functions: dict, repeats: int, calls: int = 1) -> dict:
-    """Median seconds per call of each function, timed in interleaved repetitions.
+def interleaved_times(functions: dict, repeats: int, calls: int = 1) -> dict:
+    """Seconds per call of each function in each of `repeats` interleaved repetitions.
 
     Each repetition times every function once, in turn, so a drift in machine speed (another
     process, thermal limits) hits all of them alike. Each function must block until its work is
@@ -42,7 +63,27 @@ def interleaved_medians(functions: dict, repeats: int, calls: int = 1) -> dict:
             for _ in range(calls):
                 function()
             times[name].append((time.perf_counter() - start) / calls)
+    return times
+
+
+def interleaved_medians(functions: dict, repeats: int, calls: int = 1) -> dict:
+    """Median seconds per call of each function, timed in interleaved repetitions."""
+    times = interleaved_times(functions, repeats, calls)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def ratio_range(numerators: list, denominators: list) -> list:
+    """[min, max] of the per-repetition ratios of two interleaved series: the spread of a
+    ratio figure (its median is the figure)."""
+    ratios = [a / b for a, b in zip(numerators, denominators, strict=True)]
+    return [min(ratios), max(ratios)]
+
+
+def relative_spread(value: float, value_range) -> float | None:
+    """(max - min) / value: the spread of a figure over its repetitions, relative to it."""
+    if not value_range or not value:
+        return None
+    return (value_range[1] - value_range[0]) / abs(value)
 
 
 def make_train_step(model, images, labels, jit_compile: bool = False):

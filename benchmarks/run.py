@@ -9,6 +9,10 @@ comparisons side by side, interleaved, as medians. The figures are gathered into
 `benchmarks/results/<date>-<host>.md`; README.md's "Performance" section, between the
 `<!-- performance:start -->` and `<!-- performance:end -->` markers, is rewritten from that JSON.
 The targets are those of `benchmarks/targets.py`; a missed target is reported as missed.
+Every figure comes with its spread over the repetitions where the benchmark gives one
+(`<figure>_range` in its raw JSON: [min, max]); with `--quick` a target inside that spread is
+"too noisy to judge", not met or missed: the full run decides. An MFU above 1 is an error in the
+measurement (the peak was not the peak): run.py refuses to write such a result.
 `--quick` takes under 10 minutes on 2 cores.
 """
 
@@ -48,7 +52,11 @@ KEYS = [
     ("training.model_a_mfu", ("training", "model_a_mfu")),
     ("training.model_a_bf16_mfu", ("training", "model_a_bf16_mfu")),
     ("training.model_a_bf16_speedup", ("training", "model_a_bf16_speedup")),
+    ("training.vgg19_bf16_speedup", ("training", "vgg19_bf16_speedup")),
     ("input_pipeline.fused_vs_unfused", ("input_pipeline", "fused_speedup")),
+    ("input_pipeline.fused_vs_keras_layers", ("input_pipeline", "fused_vs_keras_layers")),
+    ("input_pipeline.integer_fast_vs_default",
+     ("input_pipeline", "integer_fast_vs_default")),
     ("input_pipeline.images_per_sec_per_core",
      ("input_pipeline", "images_per_second_per_core", "fused")),
     ("evaluation.dense_vs_crops", ("evaluation", "dense_vs_crops", "speedup")),
@@ -91,26 +99,67 @@ def _lookup(raw: dict, path: tuple):
     return value
 
 
-def summarize(raw: dict, quick: bool) -> dict:
-    """The result file: the KEYS as nested figures, each target's verdict, and the raw results."""
-    from common import machine_info
+TOO_NOISY = "too noisy to judge"
 
+
+class MeasurementError(RuntimeError):
+    """A figure that cannot be right, e.g. an MFU above 1."""
+
+
+def check_measurements(figures: dict) -> None:
+    """Raises MeasurementError for an impossible figure: an MFU (a `*_mfu` key) above 1 means the
+    measured peak was not the machine's peak, so the run measured something wrong."""
+    wrong = {k: v for k, v in figures.items() if k.endswith("_mfu") and v is not None and v > 1}
+    if wrong:
+        raise MeasurementError(
+            f"MFU above 1, an error in the measurement (the peak is not the peak): {wrong}"
+        )
+
+
+def verdict(key: str, value: float, value_range, figures: dict, quick: bool):
+    """True / False / None (no target) / TOO_NOISY: with --quick, a target whose bound lies
+    within the figure's [min, max] over the repetitions is not judged."""
+    if key not in TARGETS:
+        return None
+    target = TARGETS[key]
+    met = target.met(value, figures)
+    bound = target.bound_value(figures)
+    if quick and met is not None and value_range and value_range[0] <= bound <= value_range[1]:
+        return TOO_NOISY
+    return met
+
+
+def summarize(raw: dict, quick: bool) -> dict:
+    """The result file: the KEYS as nested figures with their spread, each target's verdict,
+    and the raw results. Raises MeasurementError for an impossible figure (MFU > 1)."""
+    from common import machine_info, relative_spread
+
+    machine = machine_info()
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
         "quick": quick,
-        "machine": machine_info(),
+        "machine": machine,
         "targets": [],
     }
+    figures, ranges = {}, {}
     for key, path in KEYS:
         value = _lookup(raw, path)
         if value is None:
             continue
+        figures[key] = value
+        ranges[key] = _lookup(raw, (*path[:-1], f"{path[-1]}_range"))
+    check_measurements(figures)
+    for key, value in figures.items():
         group, name = key.split(".")
         result.setdefault(group, {})[name] = value
+        value_range = ranges[key]
         result["targets"].append(
-            {"key": key, "value": value, "target": describe(key),
-             "met": TARGETS[key].met(value) if key in TARGETS else None}
+            {"key": key, "value": value, "range": value_range,
+             "relative_spread": relative_spread(value, value_range),
+             "target": describe(key),
+             "met": verdict(key, value, value_range, figures, quick),
+             "cpu": machine["cpu"], "amx": machine.get("amx")}
         )  # fmt: skip
     result["raw"] = raw
     return result
@@ -118,19 +167,30 @@ def summarize(raw: dict, quick: bool) -> dict:
 
 def markdown(result: dict) -> str:
     machine = result["machine"]
+    amx = {True: "AMX", False: "no AMX"}.get(machine.get("amx"), "AMX unknown")
     lines = [
-        f"Measured {result['date']} on {machine['cpu']} ({machine['cores']} cores"
+        f"Measured {result['date']} on {machine['cpu']} ({amx}, {machine['cores']} cores"
         f"{', GPU ' + machine['gpu'] if machine.get('gpu') else ', no GPU'}), TensorFlow "
         f"{machine.get('tensorflow', '-')}, Keras {machine['keras']}"
         f"{' (--quick)' if result['quick'] else ''}, by `python benchmarks/run.py"
         f"{' --quick' if result['quick'] else ''}`:",
         "",
-        "| figure | value | target | met |",
-        "|---|---:|---|---|",
+        "| figure | value | spread | target | met |",
+        "|---|---:|---:|---|---|",
     ]
     for row in result["targets"]:
-        met = {True: "yes", False: "**no**", None: "-"}[row["met"]]
-        lines.append(f"| `{row['key']}` | {row['value']:.3f} | {row['target']} | {met} |")
+        met = {True: "yes", False: "**no**", None: "-", TOO_NOISY: TOO_NOISY}[row["met"]]
+        spread = row.get("relative_spread")
+        spread = "-" if spread is None else f"±{100 * spread / 2:.0f}%"
+        lines.append(
+            f"| `{row['key']}` | {row['value']:.3f} | {spread} | {row['target']} | {met} |"
+        )
+    lines.append("")
+    lines.append(
+        "spread: half the relative range (max - min) / value over the repetitions."
+        + (" `--quick`: a target within the spread is too noisy to judge; the full run decides."
+           if result["quick"] else "")
+    )  # fmt: skip
     settings = []
     for name, raw in result["raw"].items():
         settings.append(f"- `{name}`: `{raw['command']}`")

@@ -12,8 +12,10 @@ RAW = {
     "prelu_overhead": {"ours_vs_relu": 1.02, "keras_prelu_vs_relu": 1.04,
                        "ours_vs_keras_prelu": 0.98, "command": "prelu_overhead.py"},
     "training": {"model_a_vs_vgg19_flops": 0.9, "model_a_mfu": 0.6, "model_a_bf16_mfu": 0.5,
-                 "model_a_bf16_speedup": 1.7, "command": "python benchmarks/training.py"},
+                 "model_a_bf16_speedup": 1.7, "vgg19_bf16_speedup": 1.8,
+                 "command": "python benchmarks/training.py"},
     "input_pipeline": {"fused_speedup": 1.18, "images_per_second_per_core": {"fused": 700.0},
+                       "fused_vs_keras_layers": 2.4, "integer_fast_vs_default": 1.05,
                        "command": "python benchmarks/input_pipeline.py"},
     "evaluation": {"dense_vs_crops": {"speedup": 30.0},
                    "latency_batch1": {"serving_default(jpeg bytes)": {"median_ms": 11.0,
@@ -32,15 +34,19 @@ def test_summary_has_every_documented_key_and_honest_verdicts():
     verdicts = {row["key"]: row["met"] for row in result["targets"]}
     assert verdicts["prelu_overhead.ours_vs_relu"] is True
     assert verdicts["training.model_a_vs_vgg19_flops"] is False  # 0.9 < 0.95: reported, not hidden
-    assert verdicts["input_pipeline.fused_vs_unfused"] is False
+    assert verdicts["input_pipeline.fused_vs_unfused"] is None  # the 1.3 target is retired
+    assert verdicts["input_pipeline.fused_vs_keras_layers"] is True
+    assert verdicts["training.model_a_bf16_speedup"] is False  # 1.7 < VGG19's 1.8
     assert verdicts["serving.latency_ms_p50"] is None
     assert verdicts["serving.large_jpeg_vs_decode"] is True
-    assert {"cpu", "cores", "keras", "backend"} <= set(result["machine"])
+    assert {"cpu", "amx", "cores", "keras", "backend"} <= set(result["machine"])
+    assert all(row["cpu"] == result["machine"]["cpu"] for row in result["targets"])
 
 
 def test_markdown_and_readme_section(tmp_path):
     table = runner.markdown(runner.summarize(RAW, quick=True))
-    assert "| `training.model_a_vs_vgg19_flops` | 0.900 | >= 0.95 | **no** |" in table
+    assert "| `training.model_a_vs_vgg19_flops` | 0.900 | - | >= 0.95 | **no** |" in table
+    assert "AMX" in table.splitlines()[0]
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{runner.START}\nold\n{runner.END}\n\n## Tests\n")
     runner.update_readme(table, str(readme))
@@ -58,5 +64,7 @@ def test_targets_are_one_table_that_run_reads():
     assert str(runner.TARGETS["input_pipeline.images_per_sec_per_core"]) == ">= 250"
     assert runner.describe("prelu_overhead.keras_prelu_vs_relu") == ">= ours"
     assert runner.describe("training.model_a_mfu") == "-"
+    assert runner.describe("training.model_a_bf16_speedup") == ">= `training.vgg19_bf16_speedup`"
+    assert runner.describe("input_pipeline.fused_vs_unfused").endswith("retired)")
     assert runner.TARGETS["serving.large_jpeg_vs_decode"].met(0.6)
     assert not runner.TARGETS["evaluation.dense_vs_crops"].met(4.9)

@@ -1,0 +1,80 @@
+"""The benchmarks' measurement logic on fake timings: an honest ceiling (MFU never above 1),
+relative targets, spreads and the quick run's "too noisy to judge", the CPU with every figure."""
+
+import copy
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+import common  # noqa: E402
+import run as runner  # noqa: E402
+from targets import Target  # noqa: E402
+from test_benchmark_runner import RAW  # noqa: E402
+
+import training  # noqa: E402
+
+
+def test_mfu_above_one_is_an_error_not_a_figure():
+    # The step (1.2 TFLOP/s) beats the "peak" matmul (1 TFLOP/s): the peak is wrong.
+    with pytest.raises(training.MeasurementError, match="not the peak"):
+        training.mfu(1.2e12, 1.0e12)
+    assert training.mfu(0.5e12, 1.0e12) == 0.5
+    with pytest.raises(training.MeasurementError):
+        training.mfu(1.0, 0.0)
+
+
+def test_peak_is_the_best_op_at_its_best_repetition():
+    flop = {"matmul_1024": 2 * 1024**3, "matmul_4096": 2 * 4096**3, "conv3x3": 10**11}
+    times = {"matmul_1024": [0.02, 0.01], "matmul_4096": [1.0, 0.5], "conv3x3": [0.2, 0.25]}
+    best, flops, per_op = training.best_flops(flop, times)
+    assert best == "conv3x3" and flops == pytest.approx(5e11)
+    assert per_op["matmul_4096"] == pytest.approx(2 * 4096**3 / 0.5)
+    # Whatever the fake timings, no op's FLOP/s (any step's, as an op) exceeds the peak.
+    assert all(value <= flops for value in per_op.values())
+    assert training.mfu(max(per_op.values()), flops) <= 1.0
+
+
+def test_run_refuses_a_result_with_mfu_above_one():
+    raw = copy.deepcopy(RAW)
+    raw["training"]["model_a_mfu"] = 1.152  # the AMX Xeon's figure against one 4096^3 matmul
+    with pytest.raises(runner.MeasurementError, match="MFU above 1"):
+        runner.summarize(raw, quick=False)
+    runner.check_measurements({"training.model_a_mfu": 1.0, "training.model_a_bf16_mfu": 0.3})
+
+
+def test_relative_target_reads_the_peer_figure():
+    target = Target(">=", "training.vgg19_bf16_speedup")
+    assert target.met(1.7, {"training.vgg19_bf16_speedup": 1.6}) is True
+    assert target.met(1.5, {"training.vgg19_bf16_speedup": 1.6}) is False
+    assert target.met(1.5, {}) is None  # the peer was not measured: no verdict
+    assert Target(">=", 2).met(2.0) is True
+
+
+def test_quick_says_too_noisy_when_the_spread_covers_the_target():
+    raw = copy.deepcopy(RAW)
+    raw["training"]["model_a_vs_vgg19_flops_range"] = [0.85, 1.0]  # covers the 0.95 bound
+    raw["input_pipeline"]["fused_vs_keras_layers_range"] = [2.2, 2.6]  # clear of 2
+    quick = {row["key"]: row for row in runner.summarize(raw, quick=True)["targets"]}
+    assert quick["training.model_a_vs_vgg19_flops"]["met"] == runner.TOO_NOISY
+    assert quick["training.model_a_vs_vgg19_flops"]["relative_spread"] == pytest.approx(0.15 / 0.9)
+    assert quick["input_pipeline.fused_vs_keras_layers"]["met"] is True
+    full = {row["key"]: row for row in runner.summarize(raw, quick=False)["targets"]}
+    assert full["training.model_a_vs_vgg19_flops"]["met"] is False  # the full run decides
+    table = runner.markdown(runner.summarize(raw, quick=True))
+    assert "| 0.900 | ±8% | >= 0.95 | too noisy to judge |" in table
+
+
+def test_cpu_info_names_the_model_and_amx():
+    text = "model name\t: Intel Xeon Platinum 8480+\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n"
+    assert common.cpu_info(text) == {"cpu": "Intel Xeon Platinum 8480+", "amx": True}
+    text = "model name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_bf16\n"
+    assert common.cpu_info(text) == {"cpu": "AMD EPYC", "amx": False}
+    assert common.cpu_label({"cpu": "AMD EPYC", "amx": False}) == "AMD EPYC, no AMX"
+
+
+def test_ratio_range_and_spread():
+    assert common.ratio_range([2.0, 3.0], [1.0, 2.0]) == [1.5, 2.0]
+    assert common.relative_spread(2.0, [1.5, 2.5]) == pytest.approx(0.5)
+    assert common.relative_spread(2.0, None) is None
