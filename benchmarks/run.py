@@ -116,17 +116,32 @@ def check_measurements(figures: dict) -> None:
         )
 
 
-def verdict(key: str, value: float, value_range, figures: dict, quick: bool):
+def verdict(key: str, value: float, value_range, figures: dict, quick: bool, ranges=None):
     """True / False / None (no target) / TOO_NOISY: with --quick, a target whose bound lies
-    within the figure's [min, max] over the repetitions is not judged."""
+    within the figure's [min, max] over the repetitions (for a bound that is another figure:
+    whose [min, max] overlaps that figure's) is not judged; the full run decides."""
     if key not in TARGETS:
         return None
     target = TARGETS[key]
     met = target.met(value, figures)
+    if not quick or met is None or not value_range:
+        return met
     bound = target.bound_value(figures)
-    if quick and met is not None and value_range and value_range[0] <= bound <= value_range[1]:
+    low, high = bound, bound
+    if isinstance(target.bound, str) and (ranges or {}).get(target.bound):
+        low, high = ranges[target.bound]
+    if value_range[0] <= high and low <= value_range[1]:
         return TOO_NOISY
     return met
+
+
+def _range_of(raw: dict, path: tuple):
+    """A figure's [min, max] over the repetitions, where its benchmark gives one: the sibling
+    key `<name>_range`, or for a nested figure `<parent>_range` -> name."""
+    found = _lookup(raw, (*path[:-1], f"{path[-1]}_range"))
+    if found is None and len(path) > 2:
+        found = _lookup(raw, (*path[:-2], f"{path[-2]}_range", path[-1]))
+    return found
 
 
 def summarize(raw: dict, quick: bool) -> dict:
@@ -148,7 +163,7 @@ def summarize(raw: dict, quick: bool) -> dict:
         if value is None:
             continue
         figures[key] = value
-        ranges[key] = _lookup(raw, (*path[:-1], f"{path[-1]}_range"))
+        ranges[key] = _range_of(raw, path)
     check_measurements(figures)
     for key, value in figures.items():
         group, name = key.split(".")
@@ -158,7 +173,7 @@ def summarize(raw: dict, quick: bool) -> dict:
             {"key": key, "value": value, "range": value_range,
              "relative_spread": relative_spread(value, value_range),
              "target": describe(key),
-             "met": verdict(key, value, value_range, figures, quick),
+             "met": verdict(key, value, value_range, figures, quick, ranges),
              "cpu": machine["cpu"], "amx": machine.get("amx")}
         )  # fmt: skip
     result["raw"] = raw

@@ -78,3 +78,17 @@ def test_ratio_range_and_spread():
     assert common.ratio_range([2.0, 3.0], [1.0, 2.0]) == [1.5, 2.0]
     assert common.relative_spread(2.0, [1.5, 2.5]) == pytest.approx(0.5)
     assert common.relative_spread(2.0, None) is None
+
+
+def test_quick_relative_target_is_too_noisy_when_the_ranges_overlap():
+    raw = copy.deepcopy(RAW)  # Model A's bf16 speed-up 1.7 against VGG19's 1.8
+    raw["training"]["model_a_bf16_speedup_range"] = [1.5, 1.75]
+    raw["training"]["vgg19_bf16_speedup_range"] = [1.72, 1.9]
+    raw["input_pipeline"]["images_per_second_per_core_range"] = {"fused": [200.0, 800.0]}
+    rows = {row["key"]: row for row in runner.summarize(raw, quick=True)["targets"]}
+    assert rows["training.model_a_bf16_speedup"]["met"] == runner.TOO_NOISY
+    assert rows["input_pipeline.images_per_sec_per_core"]["range"] == [200.0, 800.0]
+    assert rows["input_pipeline.images_per_sec_per_core"]["met"] == runner.TOO_NOISY
+    raw["training"]["vgg19_bf16_speedup_range"] = [1.76, 1.9]  # apart: judged even when quick
+    rows = {row["key"]: row for row in runner.summarize(raw, quick=True)["targets"]}
+    assert rows["training.model_a_bf16_speedup"]["met"] is False
