@@ -1,6 +1,7 @@
 """Runs every benchmark in benchmarks/ and writes one result file and a Markdown table.
 
     python benchmarks/run.py [--quick] [--only prelu_overhead,training] [--no_readme]
+        [--extra "training=--input_size 112"]
     python benchmarks/run.py --readme_only      # regenerate README's table from the latest JSON
 
 Each benchmark runs in its own process (so each sets up TensorFlow its own way) and measures its
@@ -72,13 +73,15 @@ KEYS = [
 ]  # fmt: skip
 
 
-def run_benchmark(name: str, quick: bool) -> dict:
-    """Runs benchmarks/<name>.py in a subprocess and returns its JSON."""
+def run_benchmark(name: str, quick: bool, extra: tuple = ()) -> dict:
+    """Runs benchmarks/<name>.py in a subprocess (with `extra` arguments last) and returns its
+    JSON."""
     full_args, quick_args = BENCHMARKS[name]
     with tempfile.TemporaryDirectory() as tmp:
         output = os.path.join(tmp, f"{name}.json")
         command = [sys.executable, os.path.join(HERE, f"{name}.py"), "--output", output]
         command += quick_args if quick else full_args
+        command += list(extra)
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
         if result.returncode != 0 or not os.path.exists(output):
@@ -230,13 +233,33 @@ def latest_result() -> str:
     return files[-1]
 
 
+def parse_extra(items: list) -> dict:
+    """["training=--input_size 112", ...] -> {"training": ("--input_size", "112")}."""
+    extra = {}
+    for item in items:
+        name, sep, arguments = item.partition("=")
+        if not sep or name not in BENCHMARKS:
+            raise SystemExit(
+                f"--extra takes NAME=ARGS with NAME one of {list(BENCHMARKS)}. Received: {item!r}"
+            )
+        extra[name] = (*extra.get(name, ()), *arguments.split())
+    return extra
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, < 10 min")
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
     parser.add_argument("--no_readme", action="store_true", help="leave README.md alone")
     parser.add_argument("--readme_only", action="store_true", help="README from the latest JSON")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        help='more arguments for one benchmark, e.g. --extra "training=--input_size 112"',
+    )
     args = parser.parse_args()
+    extra = parse_extra(args.extra)
     if args.readme_only:
         with open(latest_result()) as f:
             update_readme(markdown(json.load(f)))
@@ -250,7 +273,7 @@ def main() -> None:
     raw = {}
     for name in names:
         print(f"running {name} ...", flush=True)
-        raw[name] = run_benchmark(name, args.quick)
+        raw[name] = run_benchmark(name, args.quick, extra.get(name, ()))
         print(f"  done in {raw[name]['wall_seconds']:.0f} s", flush=True)
     result = summarize(raw, args.quick)
     os.makedirs(RESULTS, exist_ok=True)

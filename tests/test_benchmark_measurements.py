@@ -92,3 +92,10 @@ def test_quick_relative_target_is_too_noisy_when_the_ranges_overlap():
     raw["training"]["vgg19_bf16_speedup_range"] = [1.76, 1.9]  # apart: judged even when quick
     rows = {row["key"]: row for row in runner.summarize(raw, quick=True)["targets"]}
     assert rows["training.model_a_bf16_speedup"]["met"] is False
+
+
+def test_extra_arguments_per_benchmark():
+    extra = runner.parse_extra(["training=--input_size 112", "training=--repeats 3"])
+    assert extra == {"training": ("--input_size", "112", "--repeats", "3")}
+    with pytest.raises(SystemExit, match="NAME=ARGS"):
+        runner.parse_extra(["nope=--x 1"])
