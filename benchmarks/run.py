@@ -14,7 +14,9 @@ Every figure comes with its spread over the repetitions where the benchmark give
 (`<figure>_range` in its raw JSON: [min, max]); with `--quick` a target inside that spread is
 "too noisy to judge", not met or missed: the full run decides. An MFU above 1 is an error in the
 measurement (the peak was not the peak): run.py refuses to write such a result.
-`--quick` takes under 10 minutes on 2 cores.
+`--quick` takes under 10 minutes on 2 cores with bf16 matrix units (AMX); without them the
+bf16 training steps are emulated and many times slower (at 224x224, tens of minutes on a 2-core
+AMD EPYC): there, `--extra "training=--input_size 64"` keeps it under 10 minutes.
 """
 
 import argparse
