@@ -1,18 +1,16 @@
 """The training command line: flags generated from the config, parsed before TensorFlow."""
 
-import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
+import train_support
 from absl import flags
 
 from rectifier_zoo.train import cli, recipes
 from rectifier_zoo.train.config import FIELD_NAMES, Config, settings
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRAIN_PY = os.path.join(REPO, "training", "train.py")
+REPO, TRAIN_PY = train_support.REPO, train_support.TRAIN_PY
 
 
 def _parse(*args) -> flags.FlagValues:
@@ -94,34 +92,8 @@ def test_config_checks_apply_to_flags():
     assert isinstance(cli.config_from_flags(_parse("--recipe=init_study")), Config)
 
 
-# Runs train.py's `__main__` in this interpreter, then says whether TensorFlow got imported.
-_NO_TENSORFLOW = textwrap.dedent(
-    """
-    import runpy, sys
-    path = sys.argv[1]
-    sys.argv = [path, *sys.argv[2:]]
-    try:
-        runpy.run_path(path, run_name="__main__")
-    except SystemExit as exit:
-        print("EXIT", exit.code)
-    print("IMPORTED", "tensorflow" in sys.modules, "keras" in sys.modules)
-    """
-)
-
-
-def _run_without_tensorflow(*args):
-    return subprocess.run(
-        [sys.executable, "-c", _NO_TENSORFLOW, TRAIN_PY, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    )
-
-
 def test_help_lists_the_flags_without_importing_tensorflow():
-    result = _run_without_tensorflow("--help")
+    result = train_support.run_train_without_tensorflow("--help")
     assert "IMPORTED False False" in result.stdout, result.stdout[-2000:] + result.stderr
     for name in ("--recipe", "--activation: <prelu|relu>", "--dropout", "--lr_boundaries"):
         assert name in result.stdout
@@ -135,7 +107,7 @@ def test_help_lists_the_flags_without_importing_tensorflow():
     ],
 )
 def test_bad_values_fail_in_one_line_without_importing_tensorflow(flag, expected):
-    result = _run_without_tensorflow(flag)
+    result = train_support.run_train_without_tensorflow(flag)
     assert "IMPORTED False False" in result.stdout, result.stdout[-2000:] + result.stderr
     (exit_line,) = [line for line in result.stdout.splitlines() if line.startswith("EXIT")]
     assert exit_line.startswith("EXIT Error: ") and expected in exit_line

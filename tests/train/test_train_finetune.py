@@ -4,42 +4,23 @@
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
+import train_support
 from absl import flags
 
 from rectifier_zoo.train import cli
 from rectifier_zoo.train.config import Config
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRAIN_PY = os.path.join(REPO, "training", "train.py")
+REPO, TRAIN_PY = train_support.REPO, train_support.TRAIN_PY
 CLASSES = ["ant", "bee", "cat"]  # another class count than the tiny synthetic set's 4
 
 
-def _config(data_dir, model_dir, **overrides) -> Config:
-    """model_tiny, 32 px crops, batch 4, a few steps (as tests/train/test_trainer.py)."""
-    fields = dict(
-        name="tiny",
-        model="model_tiny",
-        dataset="folder",
-        data_dir=str(data_dir),
-        model_dir=str(model_dir),
-        export_dir=str(model_dir) + "_export",
-        strategy="one_device",
-        batch_size=4,
-        train_steps=2,
-        crop_size=32,
-        min_scale=32,
-        max_scale=40,
-        eval_resize=32,
-        seed=0,
-        log_every_steps=1,
-        verbose=0,
+def _config(data_dir, model_dir, **overrides):
+    return train_support.tiny_config(
+        data_dir, model_dir=str(model_dir), export_dir=f"{model_dir}_export", **overrides
     )
-    fields.update(overrides)
-    return Config().override(**fields)
 
 
 @pytest.fixture(scope="module")
@@ -226,29 +207,8 @@ def _parsed(*args):
     return flag_values
 
 
-_NO_TENSORFLOW = textwrap.dedent(
-    """
-    import runpy, sys
-    path = sys.argv[1]
-    sys.argv = [path, *sys.argv[2:]]
-    try:
-        runpy.run_path(path, run_name="__main__")
-    except SystemExit as exit:
-        print("EXIT", exit.code)
-    print("IMPORTED", "tensorflow" in sys.modules, "keras" in sys.modules)
-    """
-)
-
-
 def test_bad_freeze_fails_in_one_line_without_importing_tensorflow():
-    result = subprocess.run(
-        [sys.executable, "-c", _NO_TENSORFLOW, TRAIN_PY, "--freeze=all"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    )
+    result = train_support.run_train_without_tensorflow("--freeze=all")
     assert "IMPORTED False False" in result.stdout, result.stdout[-2000:] + result.stderr
     (exit_line,) = [line for line in result.stdout.splitlines() if line.startswith("EXIT")]
     assert exit_line.startswith("EXIT Error: ")

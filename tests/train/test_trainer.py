@@ -11,11 +11,11 @@ import time
 
 import numpy as np
 import pytest
+import train_support
 
 pytestmark = pytest.mark.tf_only
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRAIN_PY = os.path.join(REPO, "training", "train.py")
+REPO, TRAIN_PY = train_support.REPO, train_support.TRAIN_PY
 SUMMARY_KEYS = (
     "run_name",
     "val_top1_error",
@@ -54,28 +54,9 @@ def tiny_data(tmp_path_factory):
 
 def tiny_config(data_dir, tmp_path, **overrides):
     """model_tiny on the tiny synthetic set: 32 px crops, batch 4, a handful of steps."""
-    from rectifier_zoo.train.config import Config
-
-    fields = dict(
-        name="tiny",
-        model="model_tiny",
-        dataset="folder",
-        data_dir=data_dir,
-        model_dir=str(tmp_path / "run"),
-        export_dir=str(tmp_path / "export"),
-        strategy="one_device",
-        batch_size=4,
-        train_steps=2,
-        crop_size=32,
-        min_scale=32,
-        max_scale=40,
-        eval_resize=32,
-        seed=0,
-        log_every_steps=1,
-        verbose=0,
-    )
-    fields.update(overrides)
-    return Config().override(**fields)
+    overrides.setdefault("model_dir", str(tmp_path / "run"))
+    overrides.setdefault("export_dir", str(tmp_path / "export"))
+    return train_support.tiny_config(data_dir, **overrides)
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
