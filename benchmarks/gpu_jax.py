@@ -6,12 +6,18 @@ Runs where TensorFlow is not installed (the lent GPU machines have JAX only): th
 rectifier_zoo is pure Keras. For each model: a jitted training step (forward, loss, backward,
 SGD + momentum) at 224x224 under `mixed_bfloat16`, timed after compilation; achieved FLOP/s =
 3 x 2 x multiply-adds x batch / step time; MFU against the peak bf16 matmul FLOP/s measured on
-the same device in the same run. Also Model A with ReLU against PReLU. `benchmarks/gpu_jax.sh`
-is the device tool's entry point.
+the same device in the same run. Also Model A with ReLU, and with PReLU whose slope is frozen
+at 0 (a ReLU in value, built from the PReLU layer): every step is compiled first, then all are
+timed in interleaved repetitions, so an order effect cannot pass for a speed difference. Each
+row lists the cuDNN/cuBLAS custom calls of its compiled step. `benchmarks/gpu_jax.sh` is the
+device tool's entry point.
 """
 
 import argparse
+import collections
+import functools
 import os
+import re
 import statistics
 import time
 
@@ -21,7 +27,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from common import emit_json  # noqa: E402
+from common import emit_json, interleaved_times, ratio_range  # noqa: E402
 
 import rectifier_zoo  # noqa: E402
 from rectifier_zoo.info import count_multiply_adds  # noqa: E402
@@ -39,8 +45,11 @@ def peak_matmul_flops(size: int, repeats: int) -> float:
     return 2 * size**3 / statistics.median(times)
 
 
-def train_step_seconds(model: keras.Model, batch_size: int, input_size: int, steps: int) -> float:
-    """Median seconds of a jitted stateless training step."""
+def compiled_train_step(model: keras.Model, batch_size: int, input_size: int):
+    """A jitted stateless training step, compiled, as a function that runs one step and blocks
+    until it is done, and how many times each custom call (cuDNN convolutions, cuBLAS matmuls)
+    appears in the compiled step. The batch is an argument of the step, as in training: a batch
+    closed over would be a constant that XLA folds."""
     optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
     optimizer.build(model.trainable_variables)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
@@ -48,7 +57,7 @@ def train_step_seconds(model: keras.Model, batch_size: int, input_size: int, ste
     images = jnp.asarray(rng.uniform(0, 255, (batch_size, input_size, input_size, 3)), "float32")
     labels = jnp.asarray(rng.integers(0, model.output_shape[-1], batch_size))
 
-    def loss_and_updates(trainable, non_trainable):
+    def loss_and_updates(trainable, non_trainable, images, labels):
         outputs, non_trainable = model.stateless_call(
             trainable, non_trainable, images, training=True
         )
@@ -56,35 +65,54 @@ def train_step_seconds(model: keras.Model, batch_size: int, input_size: int, ste
 
     grad_fn = jax.value_and_grad(loss_and_updates, has_aux=True)
 
-    @jax.jit
-    def step(state):
+    @functools.partial(jax.jit, donate_argnums=0)
+    def step(state, images, labels):
         trainable, non_trainable, optimizer_vars = state
-        (loss, non_trainable), grads = grad_fn(trainable, non_trainable)
+        (loss, non_trainable), grads = grad_fn(trainable, non_trainable, images, labels)
         trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
         return loss, (trainable, non_trainable, optimizer_vars)
 
-    state = (
-        [v.value for v in model.trainable_variables],
-        [v.value for v in model.non_trainable_variables],
-        [v.value for v in optimizer.variables],
-    )
-    loss, state = step(state)  # compile
-    loss.block_until_ready()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        loss, state = step(state)
+    state = [
+        [jnp.array(v.value) for v in model.trainable_variables],
+        [jnp.array(v.value) for v in model.non_trainable_variables],
+        [jnp.array(v.value) for v in optimizer.variables],
+    ]
+    compiled = step.lower(state, images, labels).compile()
+    calls = collections.Counter(re.findall(r'custom_call_target="([^"]+)"', compiled.as_text()))
+
+    def run():
+        loss, state[:] = compiled(state, images, labels)
         loss.block_until_ready()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+
+    run()  # warm-up: the first call also allocates
+    return run, dict(calls)
+
+
+def build(name: str, variant: str, input_size: int) -> keras.Model:
+    """`variant` is "prelu", "relu", or "relu_as_prelu": PReLU layers with the slope frozen at
+    0, a ReLU in value that XLA cannot pattern-match into cuDNN's fused conv + bias + ReLU."""
+    shape = (input_size, input_size, 3)
+    activation = "relu" if variant == "relu" else "prelu"
+    model = rectifier_zoo.get_model(name, input_shape=shape, activation=activation, seed=0)
+    if variant == "relu_as_prelu":
+        for layer in model.layers:
+            if isinstance(layer, rectifier_zoo.PReLU):
+                layer.negative_slope.assign(np.zeros(layer.negative_slope.shape))
+                layer.trainable = False
+    return model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="model_a,model_b,model_c")
+    parser.add_argument(
+        "--variants",
+        default="model_a:prelu,model_b:prelu,model_c:prelu,model_a:relu,model_a:relu_as_prelu",
+        help="model:variant pairs; variant is prelu, relu or relu_as_prelu",
+    )
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--input_size", type=int, default=224)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=5, help="steps per timed repetition")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions")
     parser.add_argument("--matmul_size", type=int, default=8192)
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--output", default=None)
@@ -93,33 +121,40 @@ def main() -> None:
     peak = peak_matmul_flops(args.matmul_size, 10)
     print(f"device {device.device_kind}; peak bf16 matmul {peak / 1e12:.1f} TFLOP/s", flush=True)
     keras.config.set_dtype_policy(args.precision)
-    variants = [(name, "prelu") for name in args.models.split(",")]
-    if "model_a" in args.models:
-        variants.append(("model_a", "relu"))
+    variants = [tuple(pair.split(":")) for pair in args.variants.split(",")]
+    steps, calls, multiply_adds = {}, {}, {}
+    for name, variant in variants:
+        # Every step is compiled before any is timed, and the timing interleaves them, so an
+        # order effect (clocks, allocator, another tenant) hits them alike.
+        model = build(name, variant, args.input_size)
+        multiply_adds[name] = count_multiply_adds(model)
+        steps[(name, variant)], calls[(name, variant)] = compiled_train_step(
+            model, args.batch_size, args.input_size
+        )
+        print(f"compiled {name} {variant}: {calls[(name, variant)]}", flush=True)
+    times = interleaved_times({key: step for key, step in steps.items()}, args.repeats, args.steps)
     rows = []
-    for name, activation in variants:
-        shape = (args.input_size, args.input_size, 3)
-        model = rectifier_zoo.get_model(name, input_shape=shape, activation=activation, seed=0)
-        seconds = train_step_seconds(model, args.batch_size, args.input_size, args.steps)
-        flops = 6 * count_multiply_adds(model) * args.batch_size / seconds
+    for (name, variant), values in times.items():
+        seconds = statistics.median(values)
+        flops = 6 * multiply_adds[name] * args.batch_size / seconds
         rows.append(
             {
                 "model": name,
-                "activation": activation,
+                "activation": variant,
                 "step_seconds": seconds,
+                "step_seconds_range": [min(values), max(values)],
                 "images_per_sec": args.batch_size / seconds,
                 "achieved_flops": flops,
                 "mfu": flops / peak,
+                "custom_calls": calls[(name, variant)],
             }
         )
         print(
-            f"{name:8s} {activation:5s} {seconds * 1000:8.1f} ms/step "
+            f"{name:8s} {variant:13s} {seconds * 1000:8.1f} ms/step "
+            f"({min(values) * 1000:.1f}-{max(values) * 1000:.1f}) "
             f"{args.batch_size / seconds:8.1f} img/s  MFU {flops / peak:.3f}",
             flush=True,
         )
-        del model
-        keras.backend.clear_session()
-    by_key = {(r["model"], r["activation"]): r for r in rows}
     result = {
         "benchmark": "gpu_jax",
         "device": device.device_kind,
@@ -129,12 +164,13 @@ def main() -> None:
         "peak_bf16_matmul_flops": peak,
         "rows": rows,
     }
-    if ("model_a", "relu") in by_key and ("model_a", "prelu") in by_key:
-        result["prelu_vs_relu"] = (
-            by_key[("model_a", "prelu")]["step_seconds"]
-            / by_key[("model_a", "relu")]["step_seconds"]
-        )
-        print(f"Model A PReLU / ReLU step time: {result['prelu_vs_relu']:.3f}")
+    prelu = times.get(("model_a", "prelu"))
+    for other in ("relu", "relu_as_prelu"):
+        if prelu and ("model_a", other) in times:
+            key = f"prelu_vs_{other}"
+            result[key] = statistics.median(prelu) / statistics.median(times[("model_a", other)])
+            result[key + "_range"] = ratio_range(prelu, times[("model_a", other)])
+            print(f"Model A step time, PReLU / {other}: {result[key]:.3f}")
     emit_json(result, args.output)
 
 

@@ -3,9 +3,10 @@
 # repository root there. Carry the keras wheel, fetched here once with:
 #   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-#     --implementation cp --platform manylinux_2_17_x86_64 -d .whl keras==3.15.1
-# (plus namex, optree, ml-dtypes, h5py, rich if the machine lacks them), then
-#   run(command="bash benchmarks/gpu_jax.sh", carry=[".whl"], timeout_s=480)
+#     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+#     --platform manylinux_2_17_x86_64 -d .whl keras==3.15.1 namex optree
+# (the H100/H200 image has ml-dtypes, h5py and rich, not keras, namex or optree), then
+#   run(command="bash benchmarks/gpu_jax.sh", carry=[".whl"], timeout_s=400)  # about 2 minutes on an H200
 # Results land in $OUT/gpu_jax.json (and benchmarks/results/ when copied back).
 set -euo pipefail
 if compgen -G ".whl/*.whl" > /dev/null; then
