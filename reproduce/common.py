@@ -22,11 +22,16 @@ import tensorflow as tf
 from rectifier_zoo import data as data_lib
 from rectifier_zoo import paper
 from rectifier_zoo.layers import SLOPE_WEIGHT_NAME, PReLU
+from rectifier_zoo.metrics import top_k_correct
 from rectifier_zoo.optimizers import CaffeSGD
+from rectifier_zoo.serving.views import ten_view_crops
 from rectifier_zoo.train.steps import make_eval_step, make_train_step
 
 # The final training loss of a run: the mean of its last steps (one batch's loss is noisy).
 FINAL_LOSS_WINDOW = 20
+# The test protocols of `train_classifier`: the centre crop (Figs. 2-3) or 10 views (Table 2).
+CENTER, TEN_VIEW = "center", "ten_view"
+TEST_VIEWS = (CENTER, TEN_VIEW)
 
 
 @dataclasses.dataclass
@@ -39,6 +44,18 @@ class InMemoryData:
     val_labels: np.ndarray
     num_classes: int
     root: str
+    # The side the models see (training crops, test views); `None`: the validation images' own.
+    image_size: int | None = None
+
+
+def stored_size(image_size: int) -> int:
+    """S, the fixed shorter side the images are stored at: `image_size * 9 // 8`.
+
+    72 for 64 px crops (the paper: 256 for 224).
+
+    Training takes random `image_size` crops of them, testing the centre crop or 10 views.
+    """
+    return image_size + image_size // 8
 
 
 def _read_split(source, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +78,11 @@ def load_synthetic(
     val_images: int,
     data_dir: str | None = None,
 ) -> InMemoryData:
-    """The synthetic set at `difficulty`, resized to `image_size * 9 // 8`, standardized.
+    """The synthetic set at `difficulty`, both splits stored at S = `stored_size(image_size)`.
+
+    Table 2's protocol at reduced size: training and validation images at one fixed shorter
+    side S (the paper: 256), training on random `image_size` crops, testing on the centre crop
+    (`center_crop`) or on 10 views (`evaluate_ten_view`) of the validation images.
 
     The inputs are standardized (not only mean-subtracted as in the paper) so that the MSRA rule
     can be used for the fc layers as well: the paper drew its fc layers with fixed stds
@@ -74,9 +95,9 @@ def load_synthetic(
         train_images=train_images,
         val_images=val_images,
     )
-    stored = image_size + image_size // 8
+    stored = stored_size(image_size)
     x_train, y_train = _read_split(source, "train", stored)
-    x_val, y_val = _read_split(source, "validation", image_size)
+    x_val, y_val = _read_split(source, "validation", stored)
     mean = x_train.mean(axis=(0, 1, 2))
     std = x_train.std(axis=(0, 1, 2))
     return InMemoryData(
@@ -86,6 +107,7 @@ def load_synthetic(
         y_val,
         source.num_classes,
         getattr(source, "root", str(data_dir)),
+        image_size,
     )
 
 
@@ -104,6 +126,8 @@ def train_classifier(
     weight_decay: float,
     image_size: int,
     seed: int,
+    epoch_eval: bool = False,
+    test_views: str = CENTER,
 ) -> dict:
     """SGD with momentum 0.9 on random crops and flips; the loss of every step, then the val error.
 
@@ -112,9 +136,22 @@ def train_classifier(
     coupled weight decay on the conv and fc kernels only, never on PReLU slopes or biases
     (Sec. 2.1). A run whose loss becomes NaN stops there; its errors are then NaN.
 
+    An epoch is one pass over the training images in a fresh random order (`len(train) //
+    batch_size` steps; the last, partial batch of a pass is dropped).
+
+    Args:
+        epoch_eval: also the validation top-1 error (centre crop, as Figs. 2-3) before the
+            first step and after every epoch, and at the last step if that ends no epoch.
+        test_views: the final validation error on the `"center"` crop or on `"ten_view"`
+            (4 corners + centre and their flips, softmax averaged: Table 2's protocol).
+
     Returns:
-        `{"loss": [...], "top1_error", "top5_error", "diverged", "seconds"}`.
+        `{"loss": [...], "top1_error", "top5_error", "test_views", "epochs": [...],
+        "epoch_top1_error": [...], "diverged", "seconds"}`; `epochs` counts the passes done
+        at each entry of `epoch_top1_error` (both empty without `epoch_eval`).
     """
+    if test_views not in TEST_VIEWS:
+        raise ValueError(f"`test_views` must be one of {TEST_VIEWS}. Received: {test_views!r}")
     rng = np.random.default_rng(seed)
     tf_seed = tf.random.Generator.from_seed(seed)
     optimizer = CaffeSGD(
@@ -132,11 +169,22 @@ def train_classifier(
         return loss
 
     start = time.perf_counter()
-    losses, diverged = [], False
+    val_center = center_crop(data.val_images, image_size)
+    epochs, epoch_errors = [], []
     num_train = len(data.train_labels)
+    steps_per_epoch = max(num_train // batch_size, 1)
+    if epoch_eval:
+
+        def record(done: int) -> None:
+            top1, _ = evaluate_classifier(model, val_center, data.val_labels)
+            epochs.append(done / steps_per_epoch)
+            epoch_errors.append(top1)
+
+        record(0)
+    losses, diverged = [], False
     order = rng.permutation(num_train)
     position = 0
-    for _ in range(steps):
+    for index_step in range(steps):
         if position + batch_size > num_train:
             order, position = rng.permutation(num_train), 0
         index = order[position : position + batch_size]
@@ -146,18 +194,32 @@ def train_classifier(
         if not math.isfinite(loss):
             diverged = True
             break
+        done = index_step + 1
+        if epoch_eval and (done % steps_per_epoch == 0 or done == steps):
+            record(done)
     if diverged:
         # NaN weights give NaN scores, which the tie rule would count as hits.
         top1, top5 = math.nan, math.nan
+    elif test_views == TEN_VIEW:
+        top1, top5 = evaluate_ten_view(model, data.val_images, data.val_labels, image_size)
     else:
-        top1, top5 = evaluate_classifier(model, data.val_images, data.val_labels)
+        top1, top5 = evaluate_classifier(model, val_center, data.val_labels)
     return {
         "loss": losses,
         "top1_error": top1,
         "top5_error": top5,
+        "test_views": test_views,
+        "epochs": epochs,
+        "epoch_top1_error": epoch_errors,
         "diverged": diverged,
         "seconds": time.perf_counter() - start,
     }
+
+
+def center_crop(images: np.ndarray, size: int) -> np.ndarray:
+    """The centre `size` crop of a batch `[n, h, w, c]` (offsets as `ten_view_crops`' centre)."""
+    top, left = (images.shape[1] - size) // 2, (images.shape[2] - size) // 2
+    return images[:, top : top + size, left : left + size]
 
 
 def evaluate_classifier(
@@ -175,6 +237,43 @@ def evaluate_classifier(
         n, hits1, hitsk = step(images[batch], labels[batch])
         count, top1, topk = count + float(n), top1 + float(hits1), topk + float(hitsk)
     return 1.0 - top1 / count, 1.0 - topk / count
+
+
+def ten_view_probabilities(
+    model: keras.Model, images, crop_size: int, batch_size: int = 50
+) -> np.ndarray:
+    """The model's softmax averaged over the 10 views of each image: `[n, classes]`.
+
+    The views are `rectifier_zoo.serving.views.ten_view_crops` (the evaluator's `ten_view`
+    protocol): the 4 corner and the centre `crop_size` crops of the stored image, and their
+    horizontal flips. The model must end in the softmax.
+    """
+    averaged = []
+    for begin in range(0, len(images), batch_size):
+        batch = tf.convert_to_tensor(images[begin : begin + batch_size], tf.float32)
+        views = tf.map_fn(
+            lambda image: ten_view_crops(image, crop_size),
+            batch,
+            fn_output_signature=tf.TensorSpec([10, crop_size, crop_size, batch.shape[-1]]),
+        )
+        flat = tf.reshape(views, [-1, crop_size, crop_size, batch.shape[-1]])
+        probabilities = np.asarray(model(flat, training=False), np.float64)
+        averaged.append(probabilities.reshape(len(batch), 10, -1).mean(axis=1))
+    return np.concatenate(averaged)
+
+
+def evaluate_ten_view(
+    model: keras.Model, images, labels, crop_size: int, batch_size: int = 50
+) -> tuple[float, float]:
+    """Top-1 and top-5 error (fractions) of the 10-view averaged softmax (Table 2's testing).
+
+    The top-k rule of `rectifier_zoo.metrics.top_k_correct` (ties count in; a NaN row misses).
+    """
+    probabilities = ten_view_probabilities(model, images, crop_size, batch_size)
+    k = top_k(probabilities.shape[-1])
+    hits1 = np.asarray(top_k_correct(labels, probabilities, 1))
+    hitsk = np.asarray(top_k_correct(labels, probabilities, k))
+    return 1.0 - float(hits1.mean()), 1.0 - float(hitsk.mean())
 
 
 def prelu_slopes(model: keras.Model) -> dict[str, float]:

@@ -1,13 +1,14 @@
 """The initialization study (Sec. 2.2, Figs. 2-3): MSRA vs Xavier on deep ReLU models.
 
 First the standard deviation of the forward responses (Eqn. 10) and of the backward gradients
-(Eqn. 14) layer by layer at initialization, for the 30-layer model (Fig. 3) and a 22-layer one
-under MSRA fan-in, MSRA fan-out and Xavier (std sqrt(1/n)); then the training loss of each init
-from scratch with the same data, learning rate and steps. Fig. 2 compares the inits on the
-22-layer Model B; here the 22-layer model is the 30-layer one with 8 fewer 2x2 convs, so both
-depths come from one family.
+(Eqn. 14) layer by layer at initialization under MSRA fan-in, MSRA fan-out and Xavier (std
+sqrt(1/n)); then each init trained from scratch with the same data, learning rate and steps,
+for every seed: the training loss of every step and the validation top-1 error (centre crop)
+of every epoch, as the paper's figures plot. The models are the paper's: Fig. 2's 22-layer
+Model B (Table 3) and Fig. 3's 30-layer model (`deep_architecture(30)`), both at the study's
+width and input size. The paper's claims are judged for each seed (`claims`).
 
-Writes `init_statistics.png`, `init_training_loss.png`, `summary.json` and `report.md` into
+Writes `init_statistics.png`, `init_training.png`, `summary.json` and `report.md` into
 `<output_dir>/init/`.
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from rectifier_zoo import paper
-from rectifier_zoo.architectures import ARCHITECTURES, deep_architecture
+from rectifier_zoo.architectures import ARCHITECTURES, Architecture, deep_architecture
 from rectifier_zoo.models import build_model
 from reproduce import common
 from reproduce.output import (
@@ -36,19 +37,27 @@ from reproduce.output import (
 from reproduce.settings import StudySettings, scaled_architecture, settings_for
 
 STUDY = "init"
+# The inits trained (for every seed); `INIT_RUNS` adds one more to the statistics.
 INITS = ("msra_fan_in", "msra_fan_out", "xavier")
+# The model of a depth: Fig. 2's 22-layer Model B (Table 3); any other depth is the init-study
+# family `deep_architecture(depth)` (the 14-layer model plus 2x2 convs; 30: Fig. 3's model).
+FIGURE_ARCHITECTURES = {22: "model_b"}
+# A run converges when its final loss is this far below ln(classes), stalls within this of it.
+LEARN_MARGIN = 0.3
+STALL_MARGIN = 0.05
 # Init study runs: name -> (conv initializer, fc initializer). The fc layers use the forward
 # (fan-in) form of the rule under test: the paper never drew its fc layers with the fan-out
 # form (fixed stds instead), and with 10 classes the fan-out form gives fc3 a std of
-# sqrt(2/10), ~5x the fan-in one, which in our trials killed training. That run is kept as
-# `msra_fan_out_fc_too` to show it.
+# sqrt(2/10), ~5x the fan-in one, which in our trials killed training (loss stuck at ln(10) at
+# both depths in the single-seed quick run before the seeds). `msra_fan_out_fc_too` keeps that
+# form in the statistics; it is not trained.
 INIT_RUNS = {
     "msra_fan_in": ("msra_fan_in", "msra_fan_in"),
     "msra_fan_out": ("msra_fan_out", "msra_fan_in"),
     "xavier": ("xavier", "xavier"),
     "msra_fan_out_fc_too": ("msra_fan_out", "msra_fan_out"),
 }
-# Build seed of every model (keras.utils.set_random_seed): the same draws for every init.
+# Build seed of the models measured at initialization (keras.utils.set_random_seed).
 MODEL_SEED = 1
 
 
@@ -104,6 +113,52 @@ def layer_statistics(model: keras.Model, images, labels) -> dict[str, list]:
 # The study.
 
 
+def architecture(depth: int) -> Architecture:
+    """The trained model of `depth`: Fig. 2's Model B at 22, else `deep_architecture(depth)`."""
+    name = FIGURE_ARCHITECTURES.get(depth)
+    return ARCHITECTURES[name] if name else deep_architecture(depth)
+
+
+def figure(depth: int) -> str:
+    """The paper's figure of the `depth`-layer run ("Fig. 2", "Fig. 3"; "" for other depths)."""
+    return {22: "Fig. 2", 30: "Fig. 3"}.get(depth, "")
+
+
+def builder_call(depth: int, init: str, width: float, input_size: int, seed: int) -> dict:
+    """The `build_model` arguments of one run, as its `summary.json` records them."""
+    conv_initializer, fc_initializer = INIT_RUNS[init]
+    return {
+        "depth": depth,
+        "architecture": architecture(depth).name,
+        "width": width,
+        "input_size": input_size,
+        "init": init,
+        "kernel_initializer": conv_initializer,
+        "fc_initializer": fc_initializer,
+        "activation": "relu",
+        "seed": seed,
+    }
+
+
+def build(call: dict, num_classes: int, **kwargs) -> keras.Model:
+    """The model of a `builder_call` record, drawn after `keras.utils.set_random_seed(seed)`.
+
+    The global seed makes the runs reproducible; every layer gets its own draw (the variance
+    argument needs independent layers).
+    """
+    keras.utils.set_random_seed(call["seed"])
+    return build_model(
+        scaled_architecture(architecture(call["depth"]), call["width"]),
+        input_shape=(call["input_size"], call["input_size"], 3),
+        classes=num_classes,
+        activation=call["activation"],
+        kernel_initializer=call["kernel_initializer"],
+        fc_initializer=call["fc_initializer"],
+        include_preprocessing=False,
+        **kwargs,
+    )
+
+
 def run(
     output_dir: str,
     quick: bool = False,
@@ -120,138 +175,188 @@ def run(
     """
     settings = settings_for(quick, settings)
     folder = study_folder(output_dir, STUDY)
-    data = common.load_synthetic(
-        settings.init_image_size,
-        settings.init_difficulty,
-        settings.train_images,
-        settings.val_images,
-        data_dir,
-    )
     size = settings.init_image_size
+    data = common.load_synthetic(
+        size, settings.init_difficulty, settings.init_train_images, settings.val_images, data_dir
+    )
     rng = np.random.default_rng(0)
     # Standardized images at the statistics' size (the same standardization as `data`).
     stats_data = common.load_synthetic(
         settings.stats_image_size,
         settings.init_difficulty,
-        settings.train_images,
+        settings.init_train_images,
         settings.val_images,
         data_dir,
     )
-    stats_images = stats_data.val_images[: settings.stats_batch]
+    stats_images = common.center_crop(
+        stats_data.val_images[: settings.stats_batch], settings.stats_image_size
+    )
     stats_labels = rng.integers(0, data.num_classes, len(stats_images))
     del stats_data
-    statistics, training = {}, {}
+    statistics, statistics_builds, runs = {}, {}, []
     for depth in settings.init_depths:
-        statistics[str(depth)], training[str(depth)] = {}, {}
-        for init, (conv_initializer, fc_initializer) in INIT_RUNS.items():
-            # The global seed (keras.utils.set_random_seed) makes the runs reproducible; every
-            # layer must get its own draw, or the variance argument's independence breaks.
-            kwargs = dict(
-                classes=data.num_classes,
-                activation="relu",
-                kernel_initializer=conv_initializer,
-                fc_initializer=fc_initializer,
-                include_preprocessing=False,
+        statistics[str(depth)], statistics_builds[str(depth)] = {}, {}
+        for init in INIT_RUNS:
+            call = builder_call(
+                depth, init, settings.stats_width, settings.stats_image_size, MODEL_SEED
             )
-            keras.utils.set_random_seed(MODEL_SEED)
             # Measured on logits; `layer_statistics` takes the cross-entropy from them.
-            model = build_model(
-                scaled_architecture(deep_architecture(depth), settings.stats_width),
-                input_shape=(settings.stats_image_size, settings.stats_image_size, 3),
-                dropout=0.5,
-                classifier_activation=None,
-                **kwargs,
-            )
+            model = build(call, data.num_classes, dropout=0.5, classifier_activation=None)
             statistics[str(depth)][init] = layer_statistics(model, stats_images, stats_labels)
-            del model
-            keras.utils.set_random_seed(MODEL_SEED)
-            # Dropout off: the study is about the start of training, and dropout only slows
-            # the few hundred steps we can afford. Softmax output, as the trainer's step needs.
-            model = build_model(
-                scaled_architecture(deep_architecture(depth), settings.width),
-                input_shape=(size, size, 3),
-                dropout=0.0,
-                **kwargs,
-            )
-            result = common.train_classifier(
-                model,
-                data,
-                steps=settings.init_steps,
-                learning_rate=settings.init_learning_rate,
-                batch_size=settings.batch_size,
-                weight_decay=settings.weight_decay,
-                image_size=size,
-                seed=MODEL_SEED,
-            )
-            training[str(depth)][init] = result
-            print(
-                f"[init] depth {depth} {init}: final loss "
-                f"{np.mean(result['loss'][-common.FINAL_LOSS_WINDOW :]):.4f} "
-                f"top-1 error {result['top1_error']:.3f} ({result['seconds']:.0f} s)",
-                flush=True,
-            )
+            statistics_builds[str(depth)][init] = call
             del model
             keras.backend.clear_session()
-    summary = _summary(statistics, training, data, settings, quick)
+        for seed in settings.seeds:
+            for init in INITS:
+                call = builder_call(depth, init, settings.init_width, size, seed)
+                # Dropout off: the study is about the start of training, and dropout only slows
+                # the few hundred steps we can afford. Softmax output, as the trainer's step
+                # needs.
+                model = build(call, data.num_classes, dropout=0.0)
+                result = common.train_classifier(
+                    model,
+                    data,
+                    steps=settings.init_steps,
+                    learning_rate=settings.init_learning_rate,
+                    batch_size=settings.batch_size,
+                    weight_decay=settings.weight_decay,
+                    image_size=size,
+                    seed=seed,
+                    epoch_eval=True,
+                )
+                record = {**call, **result, "final_loss": _final_loss(result)}
+                runs.append(record)
+                print(
+                    f"[init] depth {depth} ({call['architecture']}) {init} seed {seed}: final "
+                    f"loss {record['final_loss']:.4f} top-1 error {result['top1_error']:.3f} "
+                    f"({result['seconds']:.0f} s)",
+                    flush=True,
+                )
+                del model
+                keras.backend.clear_session()
+    summary = _summary(statistics, statistics_builds, runs, data, settings, quick)
     write_json(os.path.join(folder, "summary.json"), summary)
     plot(summary, output_dir)
     report(summary, output_dir)
     return summary
 
 
-def _summary(statistics, training, data, settings: StudySettings, quick: bool) -> dict:
-    def final_loss(result):
-        if result["diverged"]:
-            return float("nan")
-        return float(np.mean(result["loss"][-common.FINAL_LOSS_WINDOW :]))
+def _final_loss(result: dict) -> float:
+    if result["diverged"]:
+        return float("nan")
+    return float(np.mean(result["loss"][-common.FINAL_LOSS_WINDOW :]))
 
-    def by_depth(field):
-        return {
-            depth: {init: field(result) for init, result in runs.items()}
-            for depth, runs in training.items()
-        }
 
+def _by_depth(runs: list[dict], field: str) -> dict:
+    """`{depth: {init: [value per seed]}}` of one field of the runs, in seed order."""
+    table: dict = {}
+    for r in runs:
+        table.setdefault(str(r["depth"]), {}).setdefault(r["init"], []).append(r[field])
+    return table
+
+
+def _summary(statistics, statistics_builds, runs, data, settings, quick: bool) -> dict:
     summary = {
         "ln_classes": math.log(data.num_classes),
         "num_classes": data.num_classes,
         "final_loss_window": common.FINAL_LOSS_WINDOW,
-        "final_loss_by_depth": by_depth(final_loss),
-        "top1_error_by_depth": by_depth(lambda result: result["top1_error"]),
-        "diverged_by_depth": by_depth(lambda result: result["diverged"]),
+        "depths": {
+            str(depth): {"architecture": architecture(depth).name, "figure": figure(depth)}
+            for depth in settings.init_depths
+        },
+        "initializers": {name: {"conv": conv, "fc": fc} for name, (conv, fc) in INIT_RUNS.items()},
+        "runs": runs,
+        "final_loss": _by_depth(runs, "final_loss"),
+        "top1_error": _by_depth(runs, "top1_error"),
         "statistics": statistics,
-        "loss_curves": by_depth(lambda result: result["loss"]),
-        "seconds": by_depth(lambda result: result["seconds"]),
-        "data": {"root": data.root, "difficulty": settings.init_difficulty},
+        "statistics_builds": statistics_builds,
+        "data": {
+            "root": data.root,
+            "difficulty": settings.init_difficulty,
+            "stored_size": common.stored_size(settings.init_image_size),
+        },
         **provenance(settings, quick),
     }
-    main_depth = str(max(settings.init_depths))
-    summary["final_loss"] = {
-        init: summary["final_loss_by_depth"][main_depth][init] for init in INITS
-    }
-    summary["initializers"] = {
-        name: {"conv": conv, "fc": fc} for name, (conv, fc) in INIT_RUNS.items()
-    }
-    summary["final_loss_depth"] = int(main_depth)
-    for depth in settings.init_depths:
-        if str(depth) != main_depth:
-            summary[f"final_loss_{depth}_layer"] = {
-                init: summary["final_loss_by_depth"][str(depth)][init] for init in INITS
-            }
+    summary["claims"] = claims(summary)
     return summary
+
+
+# Verdicts, per seed.
+
+
+def learns(loss: float, ln_classes: float) -> bool:
+    """Converging: the final loss at least 0.3 below ln(classes), the loss of a uniform guess."""
+    return math.isfinite(loss) and loss < ln_classes - LEARN_MARGIN
+
+
+def stalls(loss: float, ln_classes: float) -> bool:
+    """Stalled: the final loss within 0.05 of ln(classes)."""
+    return math.isfinite(loss) and abs(loss - ln_classes) < STALL_MARGIN
+
+
+def mean_epoch_error(run: dict) -> float:
+    """The mean of the per-epoch top-1 errors: the area under the error curve (lower: faster)."""
+    return float(np.mean(run["epoch_top1_error"])) if run["epoch_top1_error"] else math.nan
+
+
+def claims(summary: dict) -> dict:
+    """The paper's claims, judged for each seed of each depth.
+
+    Fig. 3 (the 30-layer model, and any other `deep_architecture` depth): MSRA fan-in and
+    fan-out converge, Xavier stalls. Fig. 2 (Model B): all three converge, and each MSRA init
+    reduces the error faster than Xavier (a lower mean top-1 error over the epochs).
+
+    Returns:
+        `{depth: {"figure", "claim", "checks": {name: [bool per seed]}, "holds": [bool per
+        seed], "seeds_holding", "seeds"}}`.
+    """
+    ln_classes = summary["ln_classes"]
+    result = {}
+    for depth, info in summary["depths"].items():
+        runs = [r for r in summary["runs"] if str(r["depth"]) == depth]
+        seeds = sorted({r["seed"] for r in runs})
+        by = {(r["init"], r["seed"]): r for r in runs}
+        checks: dict[str, list[bool]] = {}
+        if info["architecture"] in FIGURE_ARCHITECTURES.values():
+            claim = "all three inits converge, MSRA reduces the error faster than Xavier"
+            for init in INITS:
+                checks[f"{init} converges"] = [
+                    learns(by[init, s]["final_loss"], ln_classes) for s in seeds
+                ]
+            for init in INITS[:2]:
+                checks[f"{init} faster than xavier"] = [
+                    mean_epoch_error(by[init, s]) < mean_epoch_error(by["xavier", s]) for s in seeds
+                ]
+        else:
+            claim = "MSRA (fan-in and fan-out) converges, Xavier stalls"
+            for init in INITS[:2]:
+                checks[f"{init} converges"] = [
+                    learns(by[init, s]["final_loss"], ln_classes) for s in seeds
+                ]
+            checks["xavier stalls"] = [
+                stalls(by["xavier", s]["final_loss"], ln_classes) for s in seeds
+            ]
+        holds = [all(values[i] for values in checks.values()) for i in range(len(seeds))]
+        result[depth] = {
+            "figure": info["figure"],
+            "architecture": info["architecture"],
+            "claim": claim,
+            "seeds": seeds,
+            "checks": checks,
+            "holds": holds,
+            "seeds_holding": sum(holds),
+        }
+    return result
 
 
 # Figures.
 
 
 def plot(summary: dict, output_dir: str) -> None:
-    """`init_statistics.png` and `init_training_loss.png` into `<output_dir>/init/`."""
+    """`init_statistics.png` and `init_training.png` into `<output_dir>/init/`."""
     folder = study_folder(output_dir, STUDY)
     _plot_statistics(summary["statistics"], os.path.join(folder, "init_statistics.png"))
-    _plot_loss_curves(
-        summary["loss_curves"],
-        summary["ln_classes"],
-        os.path.join(folder, "init_training_loss.png"),
-    )
+    _plot_training(summary, os.path.join(folder, "init_training.png"))
 
 
 def _plot_statistics(statistics: dict, path: str) -> None:
@@ -289,24 +394,53 @@ def _plot_statistics(statistics: dict, path: str) -> None:
     plt.close(figure)
 
 
-def _plot_loss_curves(loss_curves: dict, ln_classes: float, path: str) -> None:
+def _depth_title(summary: dict, depth: str) -> str:
+    info = summary["depths"][depth]
+    figure_name = f"{info['figure']}: " if info["figure"] else ""
+    return f"{figure_name}{depth}-layer {info['architecture']}"
+
+
+def _plot_training(summary: dict, path: str) -> None:
+    """Per depth: training loss vs step and validation top-1 error vs epoch, every init and seed."""
     plt = pyplot()
-    depths = list(loss_curves)
+    ln_classes = summary["ln_classes"]
+    chance = 100 * (1 - 1 / summary["num_classes"])
+    depths = list(summary["depths"])
     figure, axes = plt.subplots(
-        1, len(depths), figsize=(5.5 * len(depths), 4), squeeze=False, constrained_layout=True
+        len(depths), 2, figsize=(12, 4.2 * len(depths)), squeeze=False, constrained_layout=True
     )
-    for column, depth in enumerate(depths):
-        axis = axes[0][column]
-        for init, loss in loss_curves[depth].items():
-            steps = np.arange(1, len(loss) + 1)
-            axis.plot(steps, smooth(loss), label=init)
-        axis.axhline(ln_classes, color="k", ls="--", lw=1, label=f"ln(classes) = {ln_classes:.3f}")
-        axis.set_xlabel("training step")
-        axis.set_ylabel("training loss (moving average of 10 steps)")
-        axis.set_title(f"{depth}-layer ReLU model, trained from scratch")
-        axis.set_ylim(0, max(2 * ln_classes, 1))
-        axis.grid(True, alpha=0.3)
-        axis.legend(fontsize=8)
+    styles = ("-", "--", ":", "-.")
+    for row, depth in enumerate(depths):
+        loss_axis, error_axis = axes[row]
+        runs = [r for r in summary["runs"] if str(r["depth"]) == depth]
+        seeds = sorted({r["seed"] for r in runs})
+        for r in runs:
+            colour = f"C{INITS.index(r['init'])}"
+            style = styles[seeds.index(r["seed"]) % len(styles)]
+            label = f"{r['init']} seed {r['seed']}"
+            loss_axis.plot(
+                np.arange(1, len(r["loss"]) + 1), smooth(r["loss"]), color=colour, ls=style,
+                lw=1.2, label=label,
+            )  # fmt: skip
+            error_axis.plot(
+                r["epochs"], 100 * np.asarray(r["epoch_top1_error"]), color=colour, ls=style,
+                marker="o", ms=3, lw=1.2, label=label,
+            )  # fmt: skip
+        loss_axis.axhline(
+            ln_classes, color="k", ls="--", lw=1, label=f"ln(classes) = {ln_classes:.3f}"
+        )
+        loss_axis.set_xlabel("training step")
+        loss_axis.set_ylabel("training loss (moving average of 10 steps)")
+        loss_axis.set_ylim(0, max(2 * ln_classes, 1))
+        error_axis.axhline(chance, color="k", ls="--", lw=1, label=f"chance = {chance:.0f}%")
+        error_axis.set_xlabel("epoch (passes over the training images)")
+        error_axis.set_ylabel("validation top-1 error (%), centre crop")
+        error_axis.set_ylim(0, 100)
+        for axis, what in ((loss_axis, "training loss"), (error_axis, "top-1 error")):
+            axis.set_title(f"{_depth_title(summary, depth)}, ReLU: {what}")
+            axis.grid(True, alpha=0.3)
+        error_axis.legend(fontsize=7, ncol=2)
+    figure.suptitle("Trained from scratch: MSRA fan-in, MSRA fan-out, Xavier (line style: seed)")
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
@@ -323,7 +457,15 @@ def report(summary: dict, output_dir: str) -> None:
     """`report.md` into `<output_dir>/init/`: the setup, the tables and what reproduced."""
     settings = StudySettings.from_dict(summary["settings"])
     ln_classes = summary["ln_classes"]
-    fc_units = ARCHITECTURES["model_deep"].fc_units[0]
+    models = []
+    for depth, info in summary["depths"].items():
+        scaled = scaled_architecture(architecture(int(depth)), settings.init_width)
+        convs = "/".join(str(stage.filters) for stage in scaled.stages)
+        kernels = "/".join(f"{stage.kernel_size}x{stage.kernel_size}" for stage in scaled.stages)
+        models.append(
+            f"{info['figure'] or 'extra'}: `{info['architecture']}` ({depth} layers; conv "
+            f"widths {convs}, kernels {kernels}, fc {scaled.fc_units[0]})"
+        )
     lines = [
         "# Initialization study (Sec. 2.2, Figures 2-3)",
         "",
@@ -332,76 +474,105 @@ def report(summary: dict, output_dir: str) -> None:
         "",
         "## Setup",
         "",
-        "- Models: the `model_deep(depth=...)` architectures (depths "
-        f"{', '.join(map(str, settings.init_depths))}, all weight layers kept), ReLU, biases 0. "
-        "Conv layers drawn with the init under test; fc layers with the forward form of the "
-        "same rule: `xavier` for Xavier, `msra_fan_in` for both MSRA runs (the paper drew its "
-        "fc layers with fixed stds, never with the fan-out form). `msra_fan_out_fc_too` also "
-        "draws the fc layers with the fan-out form: with 10 classes that gives fc3 a std of "
-        "sqrt(2/10), and the run shows what that does. Seeded with "
-        f"`keras.utils.set_random_seed({MODEL_SEED})`, every layer drawn independently.",
+        "- Models, as the paper's figures: " + "; ".join(models) + ". Fig. 2's model is Model B "
+        "of Table 3, Fig. 3's the 14-layer model plus 16 2x2 convs; both at width "
+        f"x{settings.init_width:g} of the paper's and {settings.init_image_size} px inputs. "
+        "ReLU, biases 0, no dropout. Conv layers drawn with the init under test; fc layers "
+        "with the forward form of the same rule: `xavier` for Xavier, `msra_fan_in` for both "
+        "MSRA runs (the paper drew its fc layers with fixed stds, never with the fan-out form). "
+        "`msra_fan_out_fc_too` (statistics only) also draws the fc layers with the fan-out "
+        "form: with 10 classes that gives fc3 a std of sqrt(2/10).",
         f"- Statistics: widths x{settings.stats_width:g} of the paper's, "
         f"{settings.stats_image_size}x{settings.stats_image_size} inputs, one batch of "
-        f"{settings.stats_batch} standardized synthetic images with random labels, dropout off. "
+        f"{settings.stats_batch} standardized synthetic images with random labels, dropout off, "
+        f"`keras.utils.set_random_seed({MODEL_SEED})`. "
         "Forward: std of each conv/fc output y_l before the ReLU; backward: std of dL/dx_l, "
         "the softmax cross-entropy gradient at the layer's input.",
-        f"- Training: widths x{settings.width:g} (fc {round(fc_units * settings.width)}), "
-        f"{settings.init_image_size} px random crops + flips of the synthetic set "
-        f"(difficulty {settings.init_difficulty}, {summary['num_classes']} classes, "
-        f"{settings.train_images} training images), SGD momentum {paper.MOMENTUM}, lr "
+        f"- Training: {settings.init_image_size} px random crops + flips of images stored at "
+        f"{summary['data']['stored_size']} px (synthetic set, difficulty "
+        f"{settings.init_difficulty}, {summary['num_classes']} classes, "
+        f"{settings.init_train_images} training images), SGD momentum {paper.MOMENTUM}, lr "
         f"{settings.init_learning_rate}, batch {settings.batch_size}, weight decay "
-        f"{settings.weight_decay}, {settings.init_steps} steps, no dropout, the same seed for "
-        "every init.",
+        f"{settings.weight_decay}, {settings.init_steps} steps "
+        f"({settings.init_steps / max(settings.init_train_images // settings.batch_size, 1):.1f}"
+        f" epochs), seeds {list(settings.seeds)}: the seed draws the model "
+        "(`keras.utils.set_random_seed`) and the batches, the same for every init. The "
+        f"validation top-1 error of the centre {settings.init_image_size} px crop of "
+        f"{settings.val_images} validation images is measured before training and after every "
+        "epoch (one pass over the training images), as the paper's figures plot it.",
         "- Inputs are standardized, not only mean-subtracted, so the MSRA rule fits the fc layers "
         "too (the paper used fixed fc stds because of its +-128 inputs).",
-        '- Input size matters here, depth aside: the 2x2 convs use "same" padding (one zero '
-        "row/column at the bottom/right), and on a small last-stage map the zeros drain the "
-        "signal layer after layer, whatever the init (at 64 px, a 5x5 map, MSRA fan-in's "
-        "response std fell ~500x over the 30-layer model in our trials; at 224 px, 18x18, it "
-        "stays within a small factor). Hence 224 px for the statistics and 96 px (8x8) for "
-        "training, which is what 2 CPU cores allow.",
+        '- Input size matters for the 30-layer model, depth aside: its 2x2 convs use "same" '
+        "padding (one zero row/column at the bottom/right), and on a small last-stage map the "
+        "zeros drain the signal layer after layer, whatever the init (at 64 px, a 5x5 map, "
+        "MSRA fan-in's response std fell ~500x over the 30-layer model in our trials; at "
+        "224 px, 18x18, it stays within a small factor). Model B's 3x3 convs pad both sides.",
+        f"- Verdicts per seed: a run converges when its final loss (mean of the last "
+        f"{summary['final_loss_window']} steps) is more than {LEARN_MARGIN} below ln(classes) = "
+        f"{ln_classes:.4f}, stalls when it is within {STALL_MARGIN} of it; one init reduces the "
+        "error faster than another when its mean top-1 error over the epochs (the area under "
+        "the error curve) is lower.",
         "",
         "## Statistics at initialization",
         "",
         "max/min over layers of the std (a constant curve gives 1; Xavier's theory: 2^((L-1)/2)):",
         "",
-        "| depth | init | forward max/min | backward max/min | forward last/first | "
+        "| depth | model | init | forward max/min | backward max/min | forward last/first | "
         "backward first/last |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for depth, by_init in summary["statistics"].items():
         for init, stats in by_init.items():
             forward, backward = stats["forward_std"], stats["backward_std"]
             lines.append(
-                f"| {depth} | {init} | {_ratio(forward):.3g} | {_ratio(backward):.3g} | "
+                f"| {depth} | {summary['depths'][depth]['architecture']} | {init} | "
+                f"{_ratio(forward):.3g} | {_ratio(backward):.3g} | "
                 f"{forward[-1] / forward[0]:.3g} | {backward[0] / backward[-1]:.3g} |"
             )
     lines += [
         "",
         "![statistics](init_statistics.png)",
         "",
-        "## Training from scratch",
+        "## Training from scratch, every seed",
         "",
-        f"ln(classes) = {ln_classes:.4f}. Final loss = mean of the last "
-        f"{summary['final_loss_window']} steps.",
-        "",
-        "| depth | init | final loss | val top-1 error | seconds |",
-        "|---|---|---|---|---|",
+        "| depth | model | init | seed | final loss | val top-1 error (final) | "
+        "mean top-1 error over epochs | seconds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for depth, by_init in summary["final_loss_by_depth"].items():
-        for init, loss in by_init.items():
-            lines.append(
-                f"| {depth} | {init} | {loss:.4f} | "
-                f"{100 * summary['top1_error_by_depth'][depth][init]:.1f}% | "
-                f"{summary['seconds'][depth][init]:.0f} |"
-            )
-    lines += ["", "![loss](init_training_loss.png)", "", "## What reproduced", ""]
+    for r in summary["runs"]:
+        lines.append(
+            f"| {r['depth']} | {r['architecture']} | {r['init']} | {r['seed']} | "
+            f"{r['final_loss']:.4f} | {100 * r['top1_error']:.1f}% | "
+            f"{100 * mean_epoch_error(r):.1f}% | {r['seconds']:.0f} |"
+        )
+    lines += [
+        "",
+        "Top-1 error (%) per epoch, centre crop (epoch 0: before training):",
+        "",
+        "| depth | init | seed | " + "errors by epoch |",
+        "|---|---|---|---|",
+    ]
+    for r in summary["runs"]:
+        points = ", ".join(
+            f"{epoch:.3g}: {100 * error:.1f}"
+            for epoch, error in zip(r["epochs"], r["epoch_top1_error"], strict=True)
+        )
+        lines.append(f"| {r['depth']} | {r['init']} | {r['seed']} | {points} |")
+    lines += ["", "![training](init_training.png)", "", "## What reproduced", ""]
     lines += _verdicts(summary)
     write_lines(os.path.join(study_folder(output_dir, STUDY), "report.md"), lines)
 
 
+def _last_stage(layers: list[str]) -> list[int]:
+    """Indices of the layers of the last conv stage (`conv{s}_*`, the highest `s`)."""
+    convs = [name for name in layers if name.startswith("conv") and "_" in name]
+    if not convs:
+        return []
+    prefix = convs[-1].split("_")[0] + "_"
+    return [i for i, name in enumerate(layers) if name.startswith(prefix)]
+
+
 def _verdicts(summary: dict) -> list[str]:
-    ln_classes = summary["ln_classes"]
     verdicts = []
     for depth, by_init in summary["statistics"].items():
         xavier = by_init["xavier"]["forward_std"]
@@ -410,25 +581,26 @@ def _verdicts(summary: dict) -> list[str]:
         xavier_back = by_init["xavier"]["backward_std"]
         expected = 2 ** ((len(xavier) - 1) / 2)
         verdicts.append(
-            f"- {depth} layers at init: Xavier's response std falls by "
-            f"{xavier[0] / xavier[-1]:.3g}x from the first to the last layer (theory "
-            f"2^({len(xavier) - 1}/2) = {expected:.3g}); its gradient std falls by "
+            f"- {depth} layers ({summary['depths'][depth]['architecture']}) at init: Xavier's "
+            f"response std falls by {xavier[0] / xavier[-1]:.3g}x from the first to the last "
+            f"layer (theory 2^({len(xavier) - 1}/2) = {expected:.3g}); its gradient std falls by "
             f"{xavier_back[-1] / xavier_back[0]:.3g}x from the last layer back to the first. "
             f"MSRA fan-in's responses stay within a factor {_ratio(msra):.3g} (max/min over "
             f"layers), MSRA fan-out's gradients within {_ratio(fan_out):.3g}."
         )
-        # Within the last conv stage (all layers alike: 2x2, same width, no pooling) the rules
-        # apply exactly; across the max-pools the gradient reaches 1 of 9 (3x3/3) or 1 of 4
-        # (2x2/2) positions, and SPP and the fc layers change the fan, which no init corrects.
-        stage = [i for i, n in enumerate(by_init["xavier"]["layers"]) if n.startswith("conv3_")]
+        # Within the last conv stage (all layers alike: same kernel and width, no pooling) the
+        # rules apply exactly; across the max-pools the gradient reaches 1 of 9 (3x3/3) or 1 of
+        # 4 (2x2/2) positions, and SPP and the fc layers change the fan, which no init corrects.
+        stage = _last_stage(by_init["xavier"]["layers"])
         if len(stage) > 1:
 
             def within(init, key, by_init=by_init, stage=stage):
                 return _ratio([by_init[init][key][i] for i in stage])
 
+            name = by_init["xavier"]["layers"][stage[0]].split("_")[0]
             per_layer = (xavier[stage[-1]] / xavier[stage[0]]) ** (1 / (len(stage) - 1))
             verdicts.append(
-                f"  Within the last conv stage ({len(stage)} layers, conv3_*): forward max/min "
+                f"  Within the last conv stage ({len(stage)} layers, {name}_*): forward max/min "
                 f"{within('msra_fan_in', 'forward_std'):.3g} (fan-in), backward max/min "
                 f"{within('msra_fan_out', 'backward_std'):.3g} (fan-out), "
                 f"{within('msra_fan_out', 'forward_std'):.3g} / "
@@ -437,35 +609,28 @@ def _verdicts(summary: dict) -> list[str]:
                 f"{2**-0.5:.3f}). The larger factors over the whole net come from the max-pools "
                 "(the gradient reaches only 1 of 9 or 1 of 4 positions), SPP and the fc layers."
             )
-    for depth, by_init in summary["final_loss_by_depth"].items():
+    ln_classes = summary["ln_classes"]
+    for depth, claim in summary["claims"].items():
+        final = summary["final_loss"][depth]
+        errors = summary["top1_error"][depth]
         parts = []
-        for init, loss in by_init.items():
-            if not math.isfinite(loss):
-                state = "diverged (NaN)"
-            elif loss < ln_classes - 0.3:
-                state = "learns"
-            elif abs(loss - ln_classes) < 0.05:
-                state = "stalls at ln(classes)"
-            else:
-                state = "barely moves"
-            parts.append(f"{init} {loss:.3f} ({state})")
-        verdicts.append(f"- {depth} layers, training: " + "; ".join(parts) + ".")
-    deep = summary["final_loss_by_depth"][str(summary["final_loss_depth"])]
-    msra_learns = all(
-        math.isfinite(deep[i]) and deep[i] < ln_classes - 0.3 for i in INITS if i != "xavier"
-    )
-    xavier_stalls = abs(deep["xavier"] - ln_classes) < 0.05
-    verdicts.append(
-        f"- Paper's claim for the {summary['final_loss_depth']}-layer model (MSRA converges, "
-        f"Xavier stalls): {'reproduced' if msra_learns and xavier_stalls else 'NOT reproduced'} "
-        f"(MSRA learns: {msra_learns}; Xavier stalls: {xavier_stalls})."
-    )
-    for depth, by_init in summary["final_loss_by_depth"].items():
-        if depth == str(summary["final_loss_depth"]):
-            continue
-        both = all(math.isfinite(by_init[i]) and by_init[i] < ln_classes - 0.3 for i in INITS)
+        for init in INITS:
+            values = ", ".join(
+                f"{loss:.3f} ({100 * error:.1f}%)"
+                for loss, error in zip(final[init], errors[init], strict=True)
+            )
+            parts.append(f"{init} {values}")
+        seeds = len(claim["seeds"])
+        checks = "; ".join(
+            f"{name}: {sum(values)}/{seeds}" for name, values in claim["checks"].items()
+        )
+        title = f"{claim['figure']}, " if claim["figure"] else ""
         verdicts.append(
-            f"- Paper's claim for the {depth}-layer model (converges with both inits): "
-            f"{'reproduced' if both else 'NOT reproduced in this number of steps'}."
+            f"- {title}{depth}-layer {claim['architecture']}, final loss (top-1 error) per seed "
+            f"{claim['seeds']}, ln(classes) = {ln_classes:.3f}: " + "; ".join(parts) + "."
+        )
+        verdicts.append(
+            f"  Paper's claim ({claim['claim']}): holds for {claim['seeds_holding']} of {seeds} "
+            f"seeds ({checks})."
         )
     return verdicts

@@ -1,6 +1,11 @@
 """ReLU vs PReLU (Sec. 3, Table 2): the 14-layer model with ReLU, channel-shared and
 channel-wise PReLU, several seeds each; mean and spread of the top-1 / top-5 validation error.
 
+Table 2's protocol at reduced size: training and validation images stored at one fixed shorter
+side S (`common.stored_size`: `image_size * 9 // 8`; the paper: 256 for 224), training on
+random `image_size` crops and flips of them, testing on 10 views (4 corners + centre and their
+flips, softmax averaged) of the validation images (`common.evaluate_ten_view`).
+
 Writes `prelu_errors.png`, `summary.json` and `report.md` into `<output_dir>/prelu/`. The
 `slopes` study reads the learned slopes from that `summary.json`.
 """
@@ -43,20 +48,38 @@ PAPER_ERRORS = {
 }
 
 
-def build(variant: str, settings: StudySettings, num_classes: int) -> keras.Model:
-    """The study's 14-layer model for `variant`; the caller sets the global seed first."""
-    return build_model(
-        scaled_architecture(ARCHITECTURES["model_small"], settings.width),
-        input_shape=(settings.image_size, settings.image_size, 3),
-        classes=num_classes,
-        activation="relu" if variant == "relu" else "prelu",
-        channel_shared=variant == "prelu_shared",
-        dropout=settings.prelu_dropout,
+def builder_call(variant: str, settings: StudySettings, seed: int) -> dict:
+    """The `build_model` arguments of one run, as its `summary.json` records them."""
+    return {
+        "variant": variant,
+        "architecture": ARCHITECTURES["model_small"].name,
+        "width": settings.width,
+        "input_size": settings.image_size,
+        "activation": "relu" if variant == "relu" else "prelu",
+        "channel_shared": variant == "prelu_shared",
+        "dropout": settings.prelu_dropout,
         # The paper's rule (Eqn. 15 with a = 0.25 for PReLU); for the fc layers its forward
         # form (the inputs are standardized, so no need for the paper's fixed fc stds; the
         # fan-out form would give fc3 a std of sqrt(2/10) with 10 classes, see init.INIT_RUNS).
-        kernel_initializer="msra_fan_out",
-        fc_initializer="msra_fan_in",
+        "kernel_initializer": "msra_fan_out",
+        "fc_initializer": "msra_fan_in",
+        "seed": seed,
+    }
+
+
+def build(variant: str, settings: StudySettings, num_classes: int, seed: int = 0) -> keras.Model:
+    """The study's 14-layer model for `variant`, drawn after `keras.utils.set_random_seed(seed)`."""
+    call = builder_call(variant, settings, seed)
+    keras.utils.set_random_seed(seed)
+    return build_model(
+        scaled_architecture(ARCHITECTURES[call["architecture"]], call["width"]),
+        input_shape=(call["input_size"], call["input_size"], 3),
+        classes=num_classes,
+        activation=call["activation"],
+        channel_shared=call["channel_shared"],
+        dropout=call["dropout"],
+        kernel_initializer=call["kernel_initializer"],
+        fc_initializer=call["fc_initializer"],
         include_preprocessing=False,
     )
 
@@ -87,8 +110,7 @@ def run(
     runs = {variant: [] for variant in VARIANTS}
     for seed in settings.seeds:
         for variant in VARIANTS:
-            keras.utils.set_random_seed(seed)
-            model = build(variant, settings, data.num_classes)
+            model = build(variant, settings, data.num_classes, seed)
             result = common.train_classifier(
                 model,
                 data,
@@ -98,24 +120,44 @@ def run(
                 weight_decay=settings.weight_decay,
                 image_size=settings.image_size,
                 seed=seed,
+                test_views=common.TEN_VIEW,
             )
             result["seed"] = seed
+            result["builder_call"] = builder_call(variant, settings, seed)
             result["slopes"] = common.prelu_slopes(model)
+            # The single centre view as well, to show what the 10 views add.
+            if result["diverged"]:
+                result["center_top1_error"] = result["center_top5_error"] = math.nan
+            else:
+                result["center_top1_error"], result["center_top5_error"] = (
+                    common.evaluate_classifier(
+                        model,
+                        common.center_crop(data.val_images, settings.image_size),
+                        data.val_labels,
+                    )
+                )
             runs[variant].append(result)
             print(
-                f"[prelu] {variant} seed {seed}: top-1 {result['top1_error']:.3f} "
-                f"top-5 {result['top5_error']:.3f} ({result['seconds']:.0f} s)",
+                f"[prelu] {variant} seed {seed}: 10-view top-1 {result['top1_error']:.3f} "
+                f"top-5 {result['top5_error']:.3f}, centre top-1 "
+                f"{result['center_top1_error']:.3f} ({result['seconds']:.0f} s)",
                 flush=True,
             )
             del model
             keras.backend.clear_session()
     summary = {
         "errors_in_percent": True,
+        "test_views": common.TEN_VIEW,
         "num_classes": data.num_classes,
         "results": {variant: _result(variant_runs) for variant, variant_runs in runs.items()},
         "paper_errors": {k: {"top1": v[0], "top5": v[1]} for k, v in PAPER_ERRORS.items()},
         "loss_curves": {v: [r["loss"] for r in rs] for v, rs in runs.items()},
-        "data": {"root": data.root, "difficulty": settings.prelu_difficulty},
+        "runs": [r["builder_call"] for variant_runs in runs.values() for r in variant_runs],
+        "data": {
+            "root": data.root,
+            "difficulty": settings.prelu_difficulty,
+            "stored_size": common.stored_size(settings.image_size),
+        },
         **provenance(settings, quick),
     }
     write_json(os.path.join(folder, "summary.json"), summary)
@@ -135,6 +177,8 @@ def _result(variant_runs: list[dict]) -> dict:
         "top5_error_std": float(top5.std(ddof=1)) if len(top5) > 1 else 0.0,
         "top1_error_per_seed": top1.tolist(),
         "top5_error_per_seed": top5.tolist(),
+        "center_top1_error_per_seed": [100 * r["center_top1_error"] for r in variant_runs],
+        "center_top5_error_per_seed": [100 * r["center_top5_error"] for r in variant_runs],
         "final_train_loss_per_seed": [
             float(np.mean(r["loss"][-common.FINAL_LOSS_WINDOW :])) for r in variant_runs
         ],
@@ -170,7 +214,7 @@ def plot(summary: dict, output_dir: str) -> None:
             axes[0].plot([xi] * len(per_seed), per_seed, "k.", ms=5)
     axes[0].plot([], [], "k.", label="single seed")
     axes[0].set_xticks(positions, [VARIANT_LABELS[v] for v in VARIANTS])
-    axes[0].set_ylabel("validation error (%)")
+    axes[0].set_ylabel("validation error (%), 10-view")
     axes[0].set_title("14-layer model (reduced), synthetic set")
     axes[0].legend(fontsize=8)
     axes[0].grid(True, axis="y", alpha=0.3)
@@ -220,27 +264,37 @@ def report(summary: dict, output_dir: str) -> None:
         "in a few hundred steps the nets underfit, and with dropout the ReLU net had not left "
         "ln(classes) after 600 steps in a trial).",
         f"- Synthetic set, difficulty {settings.prelu_difficulty}, {summary['num_classes']} "
-        f"classes, {settings.train_images} training / {settings.val_images} validation images; "
-        f"random crops + flips.",
+        f"classes, {settings.train_images} training / {settings.val_images} validation images.",
+        f"- Table 2's protocol at reduced size: training and validation images stored at one "
+        f"fixed shorter side S = {summary['data']['stored_size']} (the paper: "
+        f"{paper.TABLE2_SCALE}, no scale jitter); training on random {settings.image_size} px "
+        f"crops + flips of them; testing on 10 views of each validation image (the 4 corner "
+        f"and the centre {settings.image_size} px crops and their horizontal flips, softmax "
+        f"averaged; the paper: 224 crops of 256), the evaluator's `ten_view` views. The "
+        f"single centre crop is given too.",
         f"- SGD momentum {paper.MOMENTUM}, lr {settings.prelu_learning_rate}, batch "
         f"{settings.batch_size}, "
         f"weight decay {settings.weight_decay} (not on slopes), {settings.prelu_steps} steps; "
         f"seeds {list(settings.seeds)} (the same seeds and batches for each variant).",
         "- Top-5 error is over 10 classes, so it is much easier than ImageNet's.",
         "",
-        "## Results (validation error, %, mean +- std over seeds)",
+        "## Results (10-view validation error, %, mean +- std over seeds)",
         "",
-        "| model | top-1 | top-5 | top-1 per seed | paper top-1 / top-5 (ImageNet) |",
-        "|---|---|---|---|---|",
+        "| model | top-1 (10-view) | top-5 (10-view) | top-1 per seed | top-5 per seed | "
+        "centre-crop top-1 | paper top-1 / top-5 (ImageNet, 10-view) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for variant in VARIANTS:
         r = results[variant]
         paper_errors = PAPER_ERRORS[variant]
+        center = r.get("center_top1_error_per_seed")
+        center_text = f"{np.mean(center):.2f}" if center else "-"
         lines.append(
             f"| {VARIANT_LABELS[variant]} | {r['top1_error_mean']:.2f} +- "
             f"{r['top1_error_std']:.2f} | {r['top5_error_mean']:.2f} +- "
             f"{r['top5_error_std']:.2f} | {', '.join(f'{e:.1f}' for e in r['top1_error_per_seed'])}"
-            f" | {paper_errors[0]} / {paper_errors[1]} |"
+            f" | {', '.join(f'{e:.1f}' for e in r['top5_error_per_seed'])} | {center_text} | "
+            f"{paper_errors[0]} / {paper_errors[1]} |"
         )
     lines += ["", "![errors](prelu_errors.png)", "", "## What reproduced", ""]
     relu = results["relu"]

@@ -21,38 +21,47 @@ class StudySettings:
         image_size: input side in pixels of the PReLU study (paper: 224).
         init_image_size: input side of the init study's training (96: the last stage's map
             is 8x8; see `stats_image_size`).
-        width: factor on every conv and fc width of the trained models (paper: 1).
+        width: factor on every conv and fc width of the PReLU study's models (paper: 1).
+        init_width: factor on every conv and fc width of the init study's trained models
+            (Model B for Fig. 2, the 30-layer model for Fig. 3).
         stats_width: factor on the widths of the models measured at initialization.
         stats_image_size: input side of the statistics at initialization (paper: 224). At
             64 px the last stage's map is 5x5 and the zero border of the 2x2 "same" convs
             drains the signal over 20+ layers whatever the init; at 224 px it is 18x18.
         stats_batch: images in the batch of the initialization statistics.
-        init_depths: depths of the init study (the paper's 30 and a 22-layer model).
+        init_depths: depths of the init study: 22 is Fig. 2's Model B, any other depth the
+            init-study family (`deep_architecture`; 30 is Fig. 3's model).
         init_steps: training steps per init and depth.
         init_learning_rate: learning rate of the init study (the same for every init).
         prelu_steps: training steps per PReLU-study run.
         prelu_learning_rate: learning rate of the PReLU study.
         prelu_dropout: dropout after fc1 and fc2 in the PReLU study (paper: 0.5).
-        seeds: seeds of the PReLU study.
+        seeds: seeds of both studies' training runs.
         batch_size: training batch size (paper: 128).
         weight_decay: L2 on conv and fc kernels (paper: 5e-4; not on slopes or biases).
         init_difficulty: synthetic-set difficulty of the init study.
         prelu_difficulty: synthetic-set difficulty of the PReLU study (hard enough that the
             models do not all reach 0% error).
-        train_images: training images of the synthetic sets.
+        train_images: training images of the PReLU study's synthetic set.
+        init_train_images: training images of the init study's synthetic set (an epoch of
+            its error curves is one pass over them).
         val_images: validation images of the synthetic sets.
     """
 
     image_size: int = 64
     init_image_size: int = 96
     width: float = 0.25
+    # Model B at x0.25 and 96 px took ~1.8 s a step on 2 shared cores, at x0.125 ~0.55.
+    init_width: float = 0.125
     stats_width: float = 1.0
     stats_image_size: int = 224
     stats_batch: int = 8
     init_depths: tuple[int, ...] = (30, 22)
     # lr 0.005 at batch 32 (the paper's 0.01 at batch 128 is 0.0025 by linear scaling): at 0.01
     # the plain 30-layer and 14-layer nets died back to ln(classes) or diverged in our trials.
-    init_steps: int = 400
+    # In our trials at lr 0.02 the 30-layer MSRA nets stalled at ln(classes) and Model B with
+    # Xavier did too; at 0.005 the MSRA nets leave ln(classes) after 100-250 steps.
+    init_steps: int = 300
     init_learning_rate: float = 0.005
     prelu_steps: int = 900
     prelu_learning_rate: float = 0.005
@@ -65,6 +74,8 @@ class StudySettings:
     init_difficulty: float = 0.0
     prelu_difficulty: float = 0.5
     train_images: int = 2000
+    # 1000: ~10 epochs (points of the error curves) in 300 steps of 32.
+    init_train_images: int = 1000
     val_images: int = 500
 
     @classmethod
@@ -79,6 +90,7 @@ FULL_SETTINGS = StudySettings(
     prelu_steps=4000,
     seeds=(0, 1, 2, 3, 4),
     train_images=6000,
+    init_train_images=6000,
     val_images=1000,
 )
 # For the unit tests: every code path in seconds.
@@ -89,12 +101,14 @@ SMOKE_SETTINGS = StudySettings(
     stats_width=0.0625,
     stats_image_size=40,
     stats_batch=4,
-    init_depths=(16,),
-    init_steps=2,
+    init_width=0.0625,
+    init_depths=(22,),
+    init_steps=6,
     prelu_steps=2,
     seeds=(0,),
     batch_size=4,
     train_images=20,
+    init_train_images=20,
     val_images=10,
 )
 

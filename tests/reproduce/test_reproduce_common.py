@@ -37,7 +37,11 @@ def test_train_classifier_logs_every_step_and_learns():
         _model(), data, steps=30, learning_rate=0.05, batch_size=8, weight_decay=5e-4,
         image_size=4, seed=0,
     )  # fmt: skip
-    assert set(run) == {"loss", "top1_error", "top5_error", "diverged", "seconds"}
+    assert set(run) == {
+        "loss", "top1_error", "top5_error", "test_views", "epochs", "epoch_top1_error",
+        "diverged", "seconds",
+    }  # fmt: skip
+    assert run["epochs"] == run["epoch_top1_error"] == []
     assert len(run["loss"]) == 30 and not run["diverged"]
     assert all(math.isfinite(loss) for loss in run["loss"])
     assert np.mean(run["loss"][-5:]) < np.mean(run["loss"][:5])
@@ -82,3 +86,85 @@ def test_prelu_slopes_reads_each_prelu_layer():
     )
     model.get_layer("prelu1").set_weights([np.array([0.1, 0.2, 0.3], np.float32)])
     assert common.prelu_slopes(model) == {"prelu1": pytest.approx(0.2)}
+
+
+def test_train_classifier_records_the_error_of_every_epoch():
+    # 24 images, batch 8: an epoch is 3 steps; 7 steps end 2 epochs and a third of one.
+    data = _data()
+    model = _model()
+    run = common.train_classifier(
+        model, data, steps=7, learning_rate=0.05, batch_size=8, weight_decay=0.0,
+        image_size=4, seed=0, epoch_eval=True,
+    )  # fmt: skip
+    assert run["epochs"] == pytest.approx([0, 1, 2, 7 / 3])
+    assert len(run["epoch_top1_error"]) == 4
+    assert all(0 <= e <= 1 for e in run["epoch_top1_error"])
+    # The last entry is the trained model's centre-crop error, the run's final figure.
+    assert run["epoch_top1_error"][-1] == pytest.approx(run["top1_error"])
+    top1, _ = common.evaluate_classifier(model, data.val_images, data.val_labels)
+    assert run["top1_error"] == pytest.approx(top1)
+
+
+def test_train_classifier_rejects_unknown_views():
+    with pytest.raises(ValueError, match="test_views"):
+        common.train_classifier(
+            _model(), _data(), steps=1, learning_rate=0.05, batch_size=8, weight_decay=0.0,
+            image_size=4, seed=0, test_views="dense",
+        )  # fmt: skip
+
+
+def test_center_crop_takes_the_middle():
+    images = np.arange(2 * 6 * 5 * 1).reshape(2, 6, 5, 1)
+    np.testing.assert_array_equal(common.center_crop(images, 3), images[:, 1:4, 1:4])
+    assert common.stored_size(64) == 72 and common.stored_size(224) == 252
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_ten_view_averages_softmax_over_corners_centre_and_flips():
+    # A linear model on 3x3 crops of 5x5 images, checked against the views cut by hand.
+    keras.utils.set_random_seed(3)
+    classes, crop = 4, 3
+    model = keras.Sequential(
+        [
+            keras.Input((crop, crop, 2)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(classes, activation="softmax"),
+        ]
+    )
+    kernel, bias = (w.numpy() for w in model.layers[-1].weights)
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(3, 5, 5, 2)).astype(np.float32)
+    expected = []
+    for image in images:
+        views = [image[y : y + crop, x : x + crop] for y, x in ((0, 0), (0, 2), (2, 0), (2, 2))]
+        views.append(image[1:4, 1:4])  # the centre
+        views += [view[:, ::-1] for view in views]  # horizontal flips
+        assert len(views) == 10
+        logits = np.stack([v.reshape(-1) for v in views]) @ kernel + bias
+        expected.append(_softmax(logits.astype(np.float64)).mean(axis=0))
+    expected = np.stack(expected)
+    probabilities = common.ten_view_probabilities(model, images, crop, batch_size=2)
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
+    # The errors rank the averaged scores: the best class is a top-1 hit, the worst a miss.
+    best, worst = expected.argmax(1), expected.argmin(1)
+    assert common.evaluate_ten_view(model, images, best, crop) == (0.0, 0.0)
+    top1, topk = common.evaluate_ten_view(model, images, worst, crop)
+    assert top1 == 1.0 and topk == 0.0  # top-min(5, 4) = top-4 of 4 classes: all in
+
+
+def test_ten_view_is_the_final_error_of_a_ten_view_run():
+    data = _data(size=6)
+    data.val_images = data.train_images[:12]  # stored at 6, crops of 4
+    model = _model()
+    run = common.train_classifier(
+        model, data, steps=3, learning_rate=0.05, batch_size=8, weight_decay=0.0,
+        image_size=4, seed=0, test_views="ten_view",
+    )  # fmt: skip
+    assert run["test_views"] == "ten_view"
+    assert (run["top1_error"], run["top5_error"]) == common.evaluate_ten_view(
+        model, data.val_images, data.val_labels, 4
+    )

@@ -9,6 +9,7 @@ import pytest
 
 from rectifier_zoo import initializers
 from reproduce import init
+from reproduce.settings import SMOKE_SETTINGS
 
 pytestmark = pytest.mark.tf_only
 
@@ -94,18 +95,88 @@ def test_layer_statistics_same_on_probabilities_as_on_logits():
     )
 
 
+def test_fig2_run_is_model_b_and_fig3_run_the_30_layer_model():
+    from rectifier_zoo.architectures import ARCHITECTURES, deep_architecture
+
+    assert init.architecture(22) is ARCHITECTURES["model_b"]
+    assert init.architecture(22).depth == 22
+    assert init.architecture(30) == deep_architecture(30)
+    assert init.architecture(30).depth == 30
+    call = init.builder_call(22, "msra_fan_out", 0.25, 96, 2)
+    assert call == {
+        "depth": 22, "architecture": "model_b", "width": 0.25, "input_size": 96,
+        "init": "msra_fan_out", "kernel_initializer": "msra_fan_out",
+        "fc_initializer": "msra_fan_in", "activation": "relu", "seed": 2,
+    }  # fmt: skip
+
+
+def _run(depth, init, seed, loss, errors):
+    return {
+        "depth": depth, "init": init, "seed": seed, "final_loss": loss,
+        "epochs": list(range(len(errors))), "epoch_top1_error": errors,
+    }  # fmt: skip
+
+
+def test_claims_are_judged_per_seed():
+    ln10 = math.log(10)
+    runs = []
+    for seed in (0, 1):
+        # Fig. 3: seed 0 as the paper (MSRA learns, Xavier stalls); seed 1 fan-out stalls too.
+        runs += [
+            _run(30, "msra_fan_in", seed, 1.5, [0.9, 0.6]),
+            _run(30, "msra_fan_out", seed, 1.5 if seed == 0 else ln10, [0.9, 0.6]),
+            _run(30, "xavier", seed, ln10 + 0.01, [0.9, 0.9]),
+            # Fig. 2: all learn both seeds; Xavier slower in seed 0, as fast as fan-in in seed 1.
+            _run(22, "msra_fan_in", seed, 1.0, [0.9, 0.5, 0.3]),
+            _run(22, "msra_fan_out", seed, 1.1, [0.9, 0.4, 0.3]),
+            _run(22, "xavier", seed, 1.2, [0.9, 0.8, 0.4] if seed == 0 else [0.9, 0.5, 0.3]),
+        ]
+    summary = {
+        "ln_classes": ln10,
+        "depths": {
+            "30": {"architecture": "model_deep", "figure": "Fig. 3"},
+            "22": {"architecture": "model_b", "figure": "Fig. 2"},
+        },
+        "runs": runs,
+    }
+    claims = init.claims(summary)
+    assert claims["30"]["holds"] == [True, False] and claims["30"]["seeds_holding"] == 1
+    assert claims["30"]["checks"]["msra_fan_out converges"] == [True, False]
+    assert claims["30"]["checks"]["xavier stalls"] == [True, True]
+    assert claims["22"]["checks"]["xavier converges"] == [True, True]
+    assert claims["22"]["checks"]["msra_fan_in faster than xavier"] == [True, False]
+    assert claims["22"]["holds"] == [True, False]
+
+
 def test_smoke_init_study(smoke_results):
     out, summaries = smoke_results
     folder = out / "init"
-    for name in ("init_statistics.png", "init_training_loss.png", "report.md", "summary.json"):
+    for name in ("init_statistics.png", "init_training.png", "report.md", "summary.json"):
         assert (folder / name).stat().st_size > 0, name
     summary = json.loads((folder / "summary.json").read_text())
+    assert summary["quick"] is True
     assert summary["ln_classes"] == pytest.approx(math.log(10))
-    assert set(summary["final_loss"]) == {"msra_fan_in", "msra_fan_out", "xavier"}
-    stats = summary["statistics"]["16"]["xavier"]
-    assert len(stats["forward_std"]) == len(stats["backward_std"]) == 16
+    # The smoke depth is 22: Fig. 2's Model B, built at the settings' width and input size.
+    assert summary["depths"] == {"22": {"architecture": "model_b", "figure": "Fig. 2"}}
+    assert set(summary["final_loss"]["22"]) == {"msra_fan_in", "msra_fan_out", "xavier"}
+    runs = summary["runs"]
+    assert len(runs) == 3 * len(SMOKE_SETTINGS.seeds)
+    for r in runs:
+        assert r["architecture"] == "model_b" and r["width"] == SMOKE_SETTINGS.init_width
+        assert r["input_size"] == SMOKE_SETTINGS.init_image_size and r["activation"] == "relu"
+        assert r["seed"] in SMOKE_SETTINGS.seeds
+        assert {"kernel_initializer", "fc_initializer"} <= set(r)
+        # 20 images at batch 4: epoch 0, the end of epoch 1, then the last step (6 / 5).
+        assert r["epochs"] == pytest.approx([0, 1, 1.2])
+        assert len(r["epoch_top1_error"]) == 3 and len(r["loss"]) == SMOKE_SETTINGS.init_steps
+    # Model B's 22 weight layers: 19 conv + 3 fc.
+    stats = summary["statistics"]["22"]["xavier"]
+    assert len(stats["forward_std"]) == len(stats["backward_std"]) == 22
+    assert summary["statistics_builds"]["22"]["xavier"]["architecture"] == "model_b"
+    assert summary["claims"]["22"]["figure"] == "Fig. 2"
     report = (folder / "report.md").read_text()
     assert "## What reproduced" in report and "init_statistics.png" in report
+    assert "holds for" in report and "`model_b`" in report
     assert set(summaries["init"]) == set(summary)
 
 
@@ -115,5 +186,5 @@ def test_init_figures_and_report_from_saved_summary(smoke_results, tmp_path):
     summary = json.loads((out / "init" / "summary.json").read_text())
     init.plot(summary, str(tmp_path))
     init.report(summary, str(tmp_path))
-    assert (tmp_path / "init" / "init_training_loss.png").stat().st_size > 0
+    assert (tmp_path / "init" / "init_training.png").stat().st_size > 0
     assert (tmp_path / "init" / "report.md").read_text().startswith("# Initialization study")

@@ -6,6 +6,7 @@ import pytest
 
 from rectifier_zoo import paper
 from reproduce import prelu
+from reproduce.settings import SMOKE_SETTINGS
 
 pytestmark = pytest.mark.tf_only
 
@@ -25,5 +26,18 @@ def test_smoke_prelu_study(smoke_results):
             result
         )
     assert summary["paper_errors"]["relu"] == {"top1": 33.82, "top5": 13.34}
+    assert summary["quick"] is True and summary["test_views"] == "ten_view"
+    assert summary["data"]["stored_size"] == SMOKE_SETTINGS.image_size * 9 // 8
+    calls = summary["runs"]
+    assert len(calls) == len(prelu.VARIANTS) * len(SMOKE_SETTINGS.seeds)
+    for call in calls:
+        assert call["architecture"] == "model_small" and call["width"] == SMOKE_SETTINGS.width
+        assert call["input_size"] == SMOKE_SETTINGS.image_size
+        assert call["activation"] == ("relu" if call["variant"] == "relu" else "prelu")
+        assert call["seed"] in SMOKE_SETTINGS.seeds and "kernel_initializer" in call
+    assert len(summary["results"]["relu"]["center_top1_error_per_seed"]) == len(
+        SMOKE_SETTINGS.seeds
+    )
     assert (out / "prelu" / "prelu_errors.png").stat().st_size > 0
-    assert "| ReLU |" in (out / "prelu" / "report.md").read_text()
+    report = (out / "prelu" / "report.md").read_text()
+    assert "| ReLU |" in report and "10 views" in report
