@@ -51,6 +51,7 @@ KEYS = [
     ("prelu_overhead.ours_vs_relu", ("prelu_overhead", "ours_vs_relu")),
     ("prelu_overhead.keras_prelu_vs_relu", ("prelu_overhead", "keras_prelu_vs_relu")),
     ("prelu_overhead.ours_vs_keras_prelu", ("prelu_overhead", "ours_vs_keras_prelu")),
+    ("prelu_overhead.ours_bf16_vs_relu_bf16", ("prelu_overhead", "ours_bf16_vs_relu_bf16")),
     ("training.model_a_vs_vgg19_flops", ("training", "model_a_vs_vgg19_flops")),
     ("training.model_a_mfu", ("training", "model_a_mfu")),
     ("training.model_a_bf16_mfu", ("training", "model_a_bf16_mfu")),

@@ -174,6 +174,37 @@ def test_mixed_precision_model_outputs_float32_scores():
     assert model.get_layer("conv2_1").compute_dtype == "bfloat16"
 
 
+@pytest.mark.tf_only
+def test_mixed_precision_training_step_runs_every_heavy_op_in_bfloat16():
+    # What stays float32 in a mixed_bfloat16 step must be the variables' casts, the optimizer's
+    # update, the softmax and the loss: every convolution, matmul, PReLU op and pooling
+    # (SPP included), forward and backward, computes in bf16.
+    import tensorflow as tf
+
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = rectifier_zoo.model_tiny(classes=3)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def gradients(images, labels):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(images, training=True))
+        return tape.gradient(loss, model.trainable_variables)
+
+    graph = gradients.get_concrete_function(_images(), np.array([0, 2])).graph
+    heavy = {"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul", "MaxPool"}
+    heavy |= {"MaxPoolGrad", "AvgPool", "AvgPoolGrad", "Relu", "ReluGrad", "Minimum"}
+    dtypes = {}
+    for op in graph.get_operations():
+        if op.type in heavy or ("prelu" in op.name and op.type in {"Mul", "AddV2", "Select"}):
+            dtypes.setdefault(op.type, set()).update(t.dtype.name for t in op.outputs)
+    assert {"Conv2D", "Conv2DBackpropFilter", "MatMul", "Minimum", "Relu"} <= set(dtypes)
+    assert {t: d for t, d in dtypes.items() if d != {"bfloat16"}} == {}
+
+
 def test_registry():
     assert rectifier_zoo.list_models() == [
         "model_a",
