@@ -132,7 +132,7 @@ def main() -> None:
     result = run(args.input_size, args.batch_size, repeats, args.steps)
     print(
         f"Model A, {args.input_size}x{args.input_size}, batch {args.batch_size}, "
-        f"median of {args.repeats} interleaved repetitions"
+        f"median of {repeats} interleaved repetitions"
     )
     print("| variant | step (s) | vs ReLU |")
     print("|---|---:|---:|")
