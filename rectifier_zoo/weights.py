@@ -613,6 +613,164 @@ def _model_input_std(model: keras.Model) -> float | None:
     return float(np.sqrt(np.asarray(variance, "float64").ravel()[0]))
 
 
+def _plan(model, model_layers: dict, file_layers: dict, classifier: str | None):
+    """What to do with each model layer: ("load" | "reinitialize" | "adapt", layer, datasets)
+    entries, the layers missing from the file, and (name, names, file shapes, model shapes) of
+    the layers whose shapes differ in no way we adapt."""
+    first_conv = next(
+        (layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)), None
+    )
+    plan, missing, differ = [], [], []
+    for name, layer in model_layers.items():
+        datasets = file_layers.get(name)
+        if datasets is None:
+            missing.append(name)
+            continue
+        names = [v.name for v in layer.weights]
+        want = [tuple(v.shape) for v in layer.weights]
+        got = [tuple(d.shape) for d in datasets]
+        if want == got:
+            plan.append(("load", layer, datasets))
+        elif (
+            name == classifier
+            and len(want) == len(got) == 2
+            and want[0][:-1] == got[0][:-1]
+            and got[1] == got[0][-1:]
+        ):
+            plan.append(("reinitialize", layer, datasets))
+        elif (
+            name == first_conv
+            and len(want) == len(got) == 2
+            and len(got[0]) == 4
+            and got[0][2] == 3
+            and want[0][:2] == got[0][:2]
+            and want[0][3] == got[0][3]
+            and want[1] == got[1]
+        ):
+            plan.append(("adapt", layer, datasets))
+        else:
+            differ.append((name, names, got, want))
+    return plan, missing, differ
+
+
+def _file_only_layers(model_layers: dict, file_layers: dict, unnamed: set, classifier):
+    """The file's layers the model lacks: those a model without top skips (the file's top and
+    deeper stages; in a file without layer names, the groups beyond the model's own), and the
+    rest."""
+    deepest = max((s for n in model_layers if (s := _stage(n)) is not None), default=0)
+    skipped, extra = [], []
+    for name in file_layers:
+        if name in model_layers:
+            continue
+        stage = _stage(name)
+        if classifier is None and (
+            _HEAD_LAYER.fullmatch(name)
+            or (stage is not None and stage > deepest)
+            or name in unnamed
+        ):
+            skipped.append(name)
+        else:
+            extra.append(name)
+    return skipped, extra
+
+
+def _check_fit(describe, model_name, model_layers, file_layers, missing, differ, extra) -> None:
+    """Raises one ValueError when the file does not fit the model, naming the likely cause
+    (ReLU against PReLU, channel-shared against channel-wise slopes) where there is one."""
+    file_slopes = [n for n in file_layers if _SLOPES.fullmatch(n)]
+    model_slopes = [n for n in model_layers if _SLOPES.fullmatch(n)]
+    if file_slopes and not model_slopes and any(n in extra for n in file_slopes):
+        raise ValueError(
+            f"{describe} holds PReLU slopes ({_listed(file_slopes)}): it was trained with "
+            "activation='prelu', and the model was built with activation='relu', which "
+            "would drop the slopes and change every output. Build the model with "
+            "activation='prelu'."
+        )
+    same_convs = any(n in file_layers for n in model_layers if n.startswith("conv"))
+    if model_slopes and not file_slopes and same_convs:
+        raise ValueError(
+            f"{describe} holds no PReLU slopes: it was trained with activation='relu', "
+            "and the model was built with activation='prelu'. Build the model with "
+            "activation='relu'."
+        )
+    shared = [
+        (got[0] == (), want[0] == ())
+        for name, _, got, want in differ
+        if _SLOPES.fullmatch(name) and len(got) == len(want) == 1
+    ]
+    if differ and not missing and not extra and len(shared) == len(differ):
+        if all(file_shared and not model_shared for file_shared, model_shared in shared):
+            raise ValueError(
+                f"{describe} holds one PReLU slope per layer (channel_shared=True); the "
+                "model was built with one per channel. Build it with channel_shared=True."
+            )
+        if all(model_shared and not file_shared for file_shared, model_shared in shared):
+            raise ValueError(
+                f"{describe} holds one PReLU slope per channel (channel_shared=False); the "
+                "model was built with one per layer. Build it with channel_shared=False."
+            )
+    if not (missing or differ or extra):
+        return
+    problems = []
+    if differ:
+        lines = [
+            f"{name} {_shapes(names, got)} in the file, {_shapes(names, want)} in the model"
+            for name, names, got, want in differ
+        ]
+        more = len(lines) - _MAX_LISTED
+        problems.append(
+            "shapes differ: "
+            + "; ".join(lines[:_MAX_LISTED])
+            + (f"; and {more} more" if more > 0 else "")
+        )
+    if missing:
+        problems.append(f"layers missing from the file: {_listed(missing)}")
+    if extra:
+        problems.append(f"layers only in the file: {_listed(extra)}")
+    raise ValueError(
+        f"{describe} does not fit the model {model_name!r}: "
+        + "; ".join(problems)
+        + ". Was it saved from another architecture, depth or width?"
+    )
+
+
+def _apply(plan: list, describe: str) -> tuple[list, list, list]:
+    """Carries out the plan; returns the names loaded, re-initialized and adapted."""
+    loaded, reinitialized, adapted = [], [], []
+    for action, layer, datasets in plan:
+        arrays = [np.asarray(d) for d in datasets]
+        if action == "load":
+            layer.set_weights(arrays)
+            loaded.append(layer.name)
+        elif action == "adapt":
+            channels = layer.kernel.shape[2]
+            layer.set_weights([adapt_input_kernel(arrays[0], channels), arrays[1]])
+            adapted.append(layer.name)
+            rule = "summed" if channels == 1 else f"repeated and scaled by 3/{channels}"
+            logger.info(
+                "%s: %s adapted from 3 to %d input channels (RGB kernels %s).",
+                describe,
+                layer.name,
+                channels,
+                rule,
+            )
+        else:
+            layer.kernel.assign(layer.kernel_initializer(layer.kernel.shape, layer.kernel.dtype))
+            if layer.bias is not None:
+                layer.bias.assign(layer.bias_initializer(layer.bias.shape, layer.bias.dtype))
+            reinitialized.append(layer.name)
+            logger.warning(
+                "%s has a %d-class classifier, the model %d classes: every layer loaded "
+                "but %s, which starts from its initializer %s.",
+                describe,
+                datasets[1].shape[0],
+                layer.kernel.shape[-1],
+                layer.name,
+                _initializer_name(layer.kernel_initializer),
+            )
+    return loaded, reinitialized, adapted
+
+
 def load_weights(model: keras.Model, weights, *, architecture: str | None = None) -> LoadedWeights:
     """Loads `weights` into `model`, a model built by `rectifier_zoo`, layer by layer by name.
 
@@ -667,146 +825,10 @@ def load_weights(model: keras.Model, weights, *, architecture: str | None = None
             file_layers, unnamed = _file_layers(h5file, model)
         except (ValueError, OSError, KeyError) as error:
             raise ValueError(f"{describe} cannot be read: {error}") from None
-        first_conv = next(
-            (layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)),
-            None,
-        )
-        plan, missing, differ = [], [], []
-        old_classes = None
-        for name, layer in model_layers.items():
-            datasets = file_layers.get(name)
-            if datasets is None:
-                missing.append(name)
-                continue
-            names = [v.name for v in layer.weights]
-            want = [tuple(v.shape) for v in layer.weights]
-            got = [tuple(d.shape) for d in datasets]
-            if want == got:
-                plan.append(("load", layer, datasets))
-            elif (
-                name == classifier
-                and len(want) == len(got) == 2
-                and want[0][:-1] == got[0][:-1]
-                and got[1] == got[0][-1:]
-            ):
-                plan.append(("reinitialize", layer, datasets))
-                old_classes = got[1][0]
-            elif (
-                name == first_conv
-                and len(want) == len(got) == 2
-                and len(got[0]) == 4
-                and got[0][2] == 3
-                and want[0][:2] == got[0][:2]
-                and want[0][3] == got[0][3]
-                and want[1] == got[1]
-            ):
-                plan.append(("adapt", layer, datasets))
-            else:
-                differ.append((name, names, got, want))
-        deepest = max((s for n in model_layers if (s := _stage(n)) is not None), default=0)
-        skipped, extra = [], []
-        for name in file_layers:
-            if name in model_layers:
-                continue
-            stage = _stage(name)
-            # A model without top skips the file's top and deeper stages; in a file without
-            # layer names, those are the groups beyond the model's own.
-            if classifier is None and (
-                _HEAD_LAYER.fullmatch(name)
-                or (stage is not None and stage > deepest)
-                or name in unnamed
-            ):
-                skipped.append(name)
-            else:
-                extra.append(name)
-        file_slopes = [n for n in file_layers if _SLOPES.fullmatch(n)]
-        model_slopes = [n for n in model_layers if _SLOPES.fullmatch(n)]
-        if file_slopes and not model_slopes and any(n in extra for n in file_slopes):
-            raise ValueError(
-                f"{describe} holds PReLU slopes ({_listed(file_slopes)}): it was trained with "
-                "activation='prelu', and the model was built with activation='relu', which "
-                "would drop the slopes and change every output. Build the model with "
-                "activation='prelu'."
-            )
-        same_convs = any(n in file_layers for n in model_layers if n.startswith("conv"))
-        if model_slopes and not file_slopes and same_convs:
-            raise ValueError(
-                f"{describe} holds no PReLU slopes: it was trained with activation='relu', "
-                "and the model was built with activation='prelu'. Build the model with "
-                "activation='relu'."
-            )
-        shared = [
-            (got[0] == (), want[0] == ())
-            for name, _, got, want in differ
-            if _SLOPES.fullmatch(name) and len(got) == len(want) == 1
-        ]
-        if differ and not missing and not extra and len(shared) == len(differ):
-            if all(file_shared and not model_shared for file_shared, model_shared in shared):
-                raise ValueError(
-                    f"{describe} holds one PReLU slope per layer (channel_shared=True); the "
-                    "model was built with one per channel. Build it with channel_shared=True."
-                )
-            if all(model_shared and not file_shared for file_shared, model_shared in shared):
-                raise ValueError(
-                    f"{describe} holds one PReLU slope per channel (channel_shared=False); the "
-                    "model was built with one per layer. Build it with channel_shared=False."
-                )
-        if missing or differ or extra:
-            problems = []
-            if differ:
-                lines = [
-                    f"{name} {_shapes(names, got)} in the file, {_shapes(names, want)} in the model"
-                    for name, names, got, want in differ
-                ]
-                more = len(lines) - _MAX_LISTED
-                problems.append(
-                    "shapes differ: "
-                    + "; ".join(lines[:_MAX_LISTED])
-                    + (f"; and {more} more" if more > 0 else "")
-                )
-            if missing:
-                problems.append(f"layers missing from the file: {_listed(missing)}")
-            if extra:
-                problems.append(f"layers only in the file: {_listed(extra)}")
-            raise ValueError(
-                f"{describe} does not fit the model {model.name!r}: "
-                + "; ".join(problems)
-                + ". Was it saved from another architecture, depth or width?"
-            )
-        loaded, reinitialized, adapted = [], [], []
-        for action, layer, datasets in plan:
-            arrays = [np.asarray(d) for d in datasets]
-            if action == "load":
-                layer.set_weights(arrays)
-                loaded.append(layer.name)
-            elif action == "adapt":
-                channels = layer.kernel.shape[2]
-                layer.set_weights([adapt_input_kernel(arrays[0], channels), arrays[1]])
-                adapted.append(layer.name)
-                rule = "summed" if channels == 1 else f"repeated and scaled by 3/{channels}"
-                logger.info(
-                    "%s: %s adapted from 3 to %d input channels (RGB kernels %s).",
-                    describe,
-                    layer.name,
-                    channels,
-                    rule,
-                )
-            else:
-                layer.kernel.assign(
-                    layer.kernel_initializer(layer.kernel.shape, layer.kernel.dtype)
-                )
-                if layer.bias is not None:
-                    layer.bias.assign(layer.bias_initializer(layer.bias.shape, layer.bias.dtype))
-                reinitialized.append(layer.name)
-                logger.warning(
-                    "%s has a %d-class classifier, the model %d classes: every layer loaded "
-                    "but %s, which starts from its initializer %s.",
-                    describe,
-                    old_classes,
-                    layer.kernel.shape[-1],
-                    layer.name,
-                    _initializer_name(layer.kernel_initializer),
-                )
+        plan, missing, differ = _plan(model, model_layers, file_layers, classifier)
+        skipped, extra = _file_only_layers(model_layers, file_layers, unnamed, classifier)
+        _check_fit(describe, model.name, model_layers, file_layers, missing, differ, extra)
+        loaded, reinitialized, adapted = _apply(plan, describe)
     return LoadedWeights(
         weights.path, tuple(loaded), tuple(reinitialized), tuple(adapted), tuple(skipped)
     )
