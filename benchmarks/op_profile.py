@@ -8,7 +8,8 @@ sums the time of the ops the executor ran, by kind: convolutions, matmuls, the a
 (PReLU's element-wise ops, ReLU), bias adds, pooling (SPP included), casts, the loss, the
 optimizer's update, other. Op times are summed over threads, so the figures are shares of
 op time, not of wall time. What it answers: which part of a step does not get faster under
-bf16 (the issue was Model A's bf16 speed-up on an AMX CPU, 2.25x, against VGG19's 3.3x).
+bf16 (the issue was Model A's bf16 speed-up on an AMX CPU, 2.25x, against VGG19's 3.3x), and
+which single ops (node names: conv1, fc1, ...) take longest.
 """
 
 import argparse
@@ -26,6 +27,8 @@ from common import cpu_label, emit_json, machine_info, make_train_step  # noqa: 
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 import rectifier_zoo  # noqa: E402
+
+TOP_OPS = 8  # the slowest single ops listed per model and precision
 
 # First match wins: the optimizer's and the loss's ops by name scope, the rest by op type.
 KINDS = (
@@ -49,8 +52,9 @@ def kind_of(event_name: str) -> str:
     return "other"
 
 
-def op_seconds_by_kind(xspace: bytes) -> dict:
-    """Seconds of op time by kind, summed over the host's compute threads, from an XSpace."""
+def op_seconds(xspace: bytes) -> collections.Counter:
+    """Seconds by op event ("<node>:<type>"), summed over the host's compute threads, from a
+    profiler XSpace."""
     space = xplane_pb2.XSpace()
     space.ParseFromString(xspace)
     totals = collections.Counter()
@@ -62,15 +66,23 @@ def op_seconds_by_kind(xspace: bytes) -> dict:
                 continue
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name
-                # Op events are "<node>:<type>"; the executor's spans ("ExecutorState::Process")
-                # enclose them and would count every op twice.
+                # The executor's spans ("ExecutorState::Process") enclose the op events and
+                # would count every op twice.
                 if ":" in name and "::" not in name:
-                    totals[kind_of(name)] += event.duration_ps * 1e-12
+                    totals[name] += event.duration_ps * 1e-12
+    return totals
+
+
+def by_kind(seconds: dict) -> dict:
+    """Op seconds summed by kind (`KINDS`, then "other")."""
+    totals = collections.Counter()
+    for name, value in seconds.items():
+        totals[kind_of(name)] += value
     return dict(totals)
 
 
 def profile(step, steps: int) -> dict:
-    """Op seconds per step by kind over `steps` profiled calls of `step`."""
+    """Op seconds per step by op event over `steps` profiled calls of `step`."""
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
         for _ in range(steps):
@@ -78,8 +90,8 @@ def profile(step, steps: int) -> dict:
         tf.profiler.experimental.stop()
         (path,) = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
         with open(path, "rb") as f:
-            totals = op_seconds_by_kind(f.read())
-    return {kind: seconds / steps for kind, seconds in totals.items()}
+            seconds = op_seconds(f.read())
+    return collections.Counter({name: value / steps for name, value in seconds.items()})
 
 
 def main() -> None:
@@ -98,16 +110,17 @@ def main() -> None:
         "vgg19": lambda: keras.applications.VGG19(weights=None, input_shape=shape),
     }
     machine = machine_info()
-    rows = {}
+    per_op = {}
     for policy in ("float32", "mixed_bfloat16"):
         for name, build in builders.items():
             keras.config.set_dtype_policy(policy)  # clear_session() resets it
             step = make_train_step(build(), images, labels)
             step()  # trace and warm up
             step()
-            rows[f"{name}/{policy}"] = profile(step, args.steps)
+            per_op[f"{name}/{policy}"] = profile(step, args.steps)
             keras.backend.clear_session()
     keras.config.set_dtype_policy("float32")
+    rows = {key: by_kind(seconds) for key, seconds in per_op.items()}
     kinds = [kind for kind, _ in KINDS] + ["other"]
     print(f"op ms per step on {cpu_label(machine)} ({args.input_size}px, batch {args.batch_size})")
     print(f"{'kind':12s}" + "".join(f"{key:>26s}" for key in rows))
@@ -118,13 +131,25 @@ def main() -> None:
         print(f"{kind:12s}" + "".join(f"{1000 * cell:26.1f}" for cell in cells))
     for name in builders:
         f32, bf16 = rows[f"{name}/float32"], rows[f"{name}/mixed_bfloat16"]
-        by_kind = {k: f32.get(k, 0) / bf16[k] for k in kinds if bf16.get(k)}
+        speedups = {k: f32.get(k, 0) / bf16[k] for k in kinds if bf16.get(k)}
         print(
             f"{name} bf16 speed-up by kind: "
-            + ", ".join(f"{k} {v:.2f}x" for k, v in by_kind.items())
+            + ", ".join(f"{k} {v:.2f}x" for k, v in speedups.items())
         )
+    slowest = {}
+    for key, seconds in per_op.items():
+        slowest[key] = dict(seconds.most_common(TOP_OPS))
+        print(f"{key}: slowest ops (ms/step): ")
+        for op, value in slowest[key].items():
+            print(f"  {1000 * value:10.1f}  {op}")
     emit_json(
-        {"benchmark": "op_profile", "machine": machine, "settings": vars(args), "op_seconds": rows},
+        {
+            "benchmark": "op_profile",
+            "machine": machine,
+            "settings": vars(args),
+            "op_seconds": rows,
+            "slowest_ops": slowest,
+        },
         args.output,
     )
 

@@ -99,3 +99,42 @@ def test_extra_arguments_per_benchmark():
     assert extra == {"training": ("--input_size", "112", "--repeats", "3")}
     with pytest.raises(SystemExit, match="NAME=ARGS"):
         runner.parse_extra(["nope=--x 1"])
+
+
+def test_op_profile_kinds():
+    import op_profile
+
+    assert op_profile.kind_of("model_a_1/conv1_1/convolution:Conv2D") == "conv"
+    assert (
+        op_profile.kind_of("gradient_tape/m/conv2_1/Conv2DBackpropFilter:Conv2DBackpropFilter")
+        == "conv"
+    )
+    assert op_profile.kind_of("gradient_tape/model_a_1/fc1_1/MatMul/MatMul:MatMul") == "matmul"
+    assert op_profile.kind_of("model_a_1/prelu2_1/Minimum:Minimum") == "activation"
+    assert op_profile.kind_of("sgd/Mul_60:Mul") == "optimizer"
+    assert op_profile.kind_of("model_a_1/conv1_1/Cast:Cast") == "cast"
+    assert op_profile.kind_of("model_a_1/spp_1/MaxPool:MaxPool") == "pool"
+    assert op_profile.kind_of("StatelessRandomUniformV2:StatelessRandomUniformV2") == "other"
+
+
+@pytest.mark.tf_only
+def test_op_profile_times_the_ops_of_a_real_step():
+    # The profiler's trace of a model_tiny step: its convs and matmuls are found, each op is
+    # counted once (the executor's enclosing spans are not ops).
+    import numpy as np
+    import op_profile
+
+    import rectifier_zoo
+
+    rng = np.random.default_rng(0)
+    step = common.make_train_step(
+        rectifier_zoo.model_tiny(classes=3),
+        rng.uniform(0, 255, (2, 40, 40, 3)).astype("float32"),
+        np.array([0, 2]),
+    )
+    step()
+    seconds = op_profile.profile(step, 2)
+    kinds = op_profile.by_kind(seconds)
+    assert kinds["conv"] > 0 and kinds["matmul"] > 0 and kinds["optimizer"] > 0
+    assert not any("::" in name for name in seconds)
+    assert any("Conv2DBackpropFilter" in name for name in seconds)
