@@ -1,6 +1,6 @@
 r"""The command line of the studies: `rectifier-zoo-reproduce` or `python training/reproduce.py`.
 
-    python training/reproduce.py --study all --quick            # ~10 min on 2 CPU cores
+    python training/reproduce.py --study all --quick     # init ~49, prelu ~37 min on 2 CPU cores
     python training/reproduce.py --study init --output_dir /tmp/reproduce
 
 Each study writes PNG figures, `summary.json` and `report.md` into `<output_dir>/<study>/`:
@@ -21,7 +21,9 @@ from reproduce import STUDIES
 
 _STUDY = flags.DEFINE_enum("study", "all", [*STUDIES, "all"], "Which study to run.")
 _QUICK = flags.DEFINE_bool(
-    "quick", False, "Fewer steps and narrower models: all three studies in ~10 min on 2 cores."
+    "quick",
+    False,
+    "Fewer steps and narrower models: init ~49 min, prelu ~37 min on 2 shared cores.",
 )
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", "results/reproduce", "Folder of the results (one subfolder per study)."

@@ -432,6 +432,7 @@ def _plot_training(summary: dict, path: str) -> None:
         loss_axis.set_xlabel("training step")
         loss_axis.set_ylabel("training loss (moving average of 10 steps)")
         loss_axis.set_ylim(0, max(2 * ln_classes, 1))
+        loss_axis.legend(fontsize=7, ncol=2)
         error_axis.axhline(chance, color="k", ls="--", lw=1, label=f"chance = {chance:.0f}%")
         error_axis.set_xlabel("epoch (passes over the training images)")
         error_axis.set_ylabel("validation top-1 error (%), centre crop")
