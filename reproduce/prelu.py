@@ -304,7 +304,10 @@ def report(summary: dict, output_dir: str) -> None:
         spread = math.sqrt(
             (relu["top1_error_std"] ** 2 + r["top1_error_std"] ** 2) / max(len(settings.seeds), 1)
         )
-        if gain > 2 * spread and gain > 0:
+        if len(settings.seeds) < 2 and gain > 0:
+            # One seed has no spread: nothing can be told from noise.
+            verdict = "same direction as the paper; one seed cannot tell it from noise"
+        elif gain > 2 * spread and gain > 0:
             verdict = "reproduced (PReLU better by more than twice the standard error)"
         elif gain > 0:
             verdict = "same direction as the paper, but within the seed-to-seed noise"

@@ -41,3 +41,17 @@ def test_smoke_prelu_study(smoke_results):
     assert (out / "prelu" / "prelu_errors.png").stat().st_size > 0
     report = (out / "prelu" / "report.md").read_text()
     assert "| ReLU |" in report and "10 views" in report
+
+
+def test_one_seed_never_claims_reproduction(smoke_results, tmp_path):
+    # One seed has a standard deviation of 0: a gain of any size would pass "more than twice
+    # the standard error". The report must not call that reproduced.
+    out, _ = smoke_results
+    summary = json.loads((out / "prelu" / "summary.json").read_text())
+    assert len(summary["settings"]["seeds"]) == 1
+    for variant, top1 in (("relu", 50.0), ("prelu_shared", 40.0), ("prelu_channelwise", 45.0)):
+        summary["results"][variant].update(top1_error_mean=top1, top1_error_std=0.0)
+    prelu.report(summary, str(tmp_path))
+    report = (tmp_path / "prelu" / "report.md").read_text()
+    assert "one seed cannot tell it from noise" in report
+    assert "reproduced (PReLU better" not in report
