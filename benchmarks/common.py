@@ -86,6 +86,19 @@ def relative_spread(value: float, value_range) -> float | None:
     return (value_range[1] - value_range[0]) / abs(value)
 
 
+def with_policy(policy: str, build):
+    """`build()` under the Keras dtype policy `policy` (e.g. "mixed_bfloat16"); the previous
+    policy is restored after."""
+    import keras
+
+    previous = keras.config.dtype_policy().name
+    keras.config.set_dtype_policy(policy)
+    try:
+        return build()
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def make_train_step(model, images, labels, jit_compile: bool = False):
     """A `tf.function` training step (forward, loss, backward, SGD + momentum) that returns
     after the update has run (it reads the loss back)."""

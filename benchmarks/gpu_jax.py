@@ -132,7 +132,7 @@ def main() -> None:
             model, args.batch_size, args.input_size
         )
         print(f"compiled {name} {variant}: {calls[(name, variant)]}", flush=True)
-    times = interleaved_times({key: step for key, step in steps.items()}, args.repeats, args.steps)
+    times = interleaved_times(steps, args.repeats, args.steps)
     rows = []
     for (name, variant), values in times.items():
         seconds = statistics.median(values)

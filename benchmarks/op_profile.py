@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import cpu_label, emit_json, machine_info, make_train_step  # noqa: E402
+from common import cpu_label, emit_json, machine_info, make_train_step, with_policy  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 import rectifier_zoo  # noqa: E402
@@ -113,13 +113,11 @@ def main() -> None:
     per_op = {}
     for policy in ("float32", "mixed_bfloat16"):
         for name, build in builders.items():
-            keras.config.set_dtype_policy(policy)  # clear_session() resets it
-            step = make_train_step(build(), images, labels)
+            step = make_train_step(with_policy(policy, build), images, labels)
             step()  # trace and warm up
             step()
             per_op[f"{name}/{policy}"] = profile(step, args.steps)
             keras.backend.clear_session()
-    keras.config.set_dtype_policy("float32")
     rows = {key: by_kind(seconds) for key, seconds in per_op.items()}
     kinds = [kind for kind, _ in KINDS] + ["other"]
     print(f"op ms per step on {cpu_label(machine)} ({args.input_size}px, batch {args.batch_size})")

@@ -14,6 +14,7 @@ Targets (`benchmarks/targets.py`): ours <= 1.05x ReLU, ours <= keras.layers.PReL
 """
 
 import argparse
+import functools
 import os
 import statistics
 
@@ -27,6 +28,7 @@ from common import (  # noqa: E402
     machine_info,
     make_train_step,
     ratio_range,
+    with_policy,
 )  # noqa: E402
 from targets import TARGETS  # noqa: E402
 
@@ -70,14 +72,6 @@ VARIANTS = {
 BF16_VARIANTS = ("relu", "ours")
 
 
-def _build(name: str, policy: str, **kwargs) -> keras.Model:
-    keras.config.set_dtype_policy(policy)
-    try:
-        return VARIANTS[name](**kwargs)
-    finally:
-        keras.config.set_dtype_policy("float32")
-
-
 def run(input_size: int, batch_size: int, repeats: int, steps: int) -> dict:
     if keras.backend.backend() != "tensorflow":
         raise SystemExit("prelu_overhead.py times TensorFlow steps: set KERAS_BACKEND=tensorflow")
@@ -88,7 +82,8 @@ def run(input_size: int, batch_size: int, repeats: int, steps: int) -> dict:
     builds += [(f"{name}_bf16", name, "mixed_bfloat16") for name in BF16_VARIANTS]
     steps_by_variant = {}
     for key, name, policy in builds:
-        model = _build(name, policy, input_shape=(input_size, input_size, 3), seed=0)
+        build = functools.partial(VARIANTS[name], input_shape=(input_size,) * 2 + (3,), seed=0)
+        model = with_policy(policy, build)
         step = make_train_step(model, images, labels)
         for _ in range(2):  # trace and warm up
             step()

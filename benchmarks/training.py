@@ -34,6 +34,7 @@ from common import (  # noqa: E402
     machine_info,
     make_train_step,
     ratio_range,
+    with_policy,
 )
 from targets import TARGETS  # noqa: E402
 
@@ -44,15 +45,6 @@ TARGET_VS_VGG19 = TARGETS["training.model_a_vs_vgg19_flops"]
 MATMUL_SIZES = (1024, 2048, 4096)
 # A large 3x3 convolution (one of Model A's / VGG's shapes): batch, side, channels in and out.
 CONV_SHAPE = (8, 56, 256, 256)
-
-
-def _with_policy(policy: str, build):
-    previous = keras.config.dtype_policy().name
-    keras.config.set_dtype_policy(policy)
-    try:
-        return build()
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 class MeasurementError(RuntimeError):
@@ -135,8 +127,8 @@ def run(input_size: int, batch_size: int, repeats: int) -> dict:
     models = {
         "model_a": model_a(),
         "vgg19": vgg19(),
-        "model_a_bf16": _with_policy("mixed_bfloat16", model_a),
-        "vgg19_bf16": _with_policy("mixed_bfloat16", vgg19),
+        "model_a_bf16": with_policy("mixed_bfloat16", model_a),
+        "vgg19_bf16": with_policy("mixed_bfloat16", vgg19),
     }
     multiply_adds = {name: count_multiply_adds(model) for name, model in models.items()}
     steps = {}
