@@ -2,8 +2,9 @@
 
 Stages follow the paper's tables row by row. Each `ConvStage` is `num_layers` convolutions
 (each followed by the rectifier), then an optional max-pool. Padding is inferred from the
-feature-map sizes in Table 3 (Sec. 2.3): the 7x7/2 stem pads 3 pixels per side, the 3x3 and
-2x2 convolutions keep the size ("same"), the max-pools are "valid" (docs/choices.md).
+feature-map sizes in Tables 1 and 3 (Sec. 2.3): the 7x7/2 stem pads 3 pixels per side, the 3x3
+convolutions keep the size ("same"), stacked 2x2 convolutions pad 1 pixel per side and none in
+turn (`ALTERNATE`), the max-pools are "valid" (docs/choices.md).
 """
 
 import dataclasses
@@ -13,6 +14,11 @@ from rectifier_zoo import paper
 from rectifier_zoo.checks import check_choice
 
 SAME = "same"
+# Stacked 2x2 convs: the 1st, 3rd, ... pad 1 pixel on every side (n -> n + 1), the others none
+# (n + 1 -> n). A 2x2 kernel cannot keep the size with symmetric padding; alternating keeps it
+# every two layers with centred receptive fields, where "same" (bottom/right zeros on every
+# layer) pulls them towards the top-left and drains small maps over 20+ layers.
+ALTERNATE = "alternate"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +30,9 @@ class ConvStage:
         filters: output channels of each convolution.
         kernel_size: k of the k x k kernels.
         strides: stride of the first convolution (the others use 1).
-        padding: `"same"`, or a number of zero pixels added on every side ("valid" conv after it).
+        padding: `"same"`, `ALTERNATE` (1 zero pixel on every side before the odd-numbered
+            convs, none before the others), or a number of zero pixels added on every side
+            ("valid" conv after it).
         pool_size: size of the max-pool after the stage; `None` for no pool.
         pool_strides: stride of that pool.
     """
@@ -41,13 +49,20 @@ class ConvStage:
         """Spatial size after the stage for an input of `size` pixels (0 if it vanishes)."""
         for index in range(self.num_layers):
             strides = self.strides if index == 0 else 1
-            if self.padding == SAME:
+            padding = self.layer_padding(index)
+            if padding == SAME:
                 size = math.ceil(size / strides)
             else:
-                size = max((size + 2 * self.padding - self.kernel_size) // strides + 1, 0)
+                size = max((size + 2 * padding - self.kernel_size) // strides + 1, 0)
         if self.pool_size is not None:
             size = max((size - self.pool_size) // self.pool_strides + 1, 0)
         return size
+
+    def layer_padding(self, index: int) -> str | int:
+        """The padding of the stage's `index`-th convolution (0-based): `"same"` or pixels."""
+        if self.padding == ALTERNATE:
+            return 1 if index % 2 == 0 else 0
+        return self.padding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,8 +150,8 @@ def _small_model(name: str, num_stage3_layers: int, reference: str) -> Architect
         name=name,
         stages=(
             ConvStage(1, 64, 7, strides=2, padding=3, pool_size=3, pool_strides=3),
-            ConvStage(4, 128, 2, pool_size=2, pool_strides=2),
-            ConvStage(num_stage3_layers, 256, 2),
+            ConvStage(4, 128, 2, padding=ALTERNATE, pool_size=2, pool_strides=2),
+            ConvStage(num_stage3_layers, 256, 2, padding=ALTERNATE),
         ),
         spp_levels=(6, 3, 2, 1),
         fc_units=(4096, 4096),

@@ -165,9 +165,10 @@ def build_model(
     for s, stage in enumerate(architecture.stages, start=1):
         for i in range(1, stage.num_layers + 1):
             suffix = f"{s}" if stage.num_layers == 1 else f"{s}_{i}"
-            padding = stage.padding
+            padding = stage.layer_padding(i - 1)
             if padding != SAME:
-                x = keras.layers.ZeroPadding2D(padding, name=f"conv{suffix}_pad")(x)
+                if padding:
+                    x = keras.layers.ZeroPadding2D(padding, name=f"conv{suffix}_pad")(x)
                 padding = "valid"
             x = keras.layers.Conv2D(
                 stage.filters,

@@ -25,9 +25,7 @@ class StudySettings:
         init_width: factor on every conv and fc width of the init study's trained models
             (Model B for Fig. 2, the 30-layer model for Fig. 3).
         stats_width: factor on the widths of the models measured at initialization.
-        stats_image_size: input side of the statistics at initialization (paper: 224). At
-            64 px the last stage's map is 5x5 and the zero border of the 2x2 "same" convs
-            drains the signal over 20+ layers whatever the init; at 224 px it is 18x18.
+        stats_image_size: input side of the statistics at initialization (paper: 224).
         stats_batch: images in the batch of the initialization statistics.
         init_depths: depths of the init study: 22 is Fig. 2's Model B, any other depth the
             init-study family (`deep_architecture`; 30 is Fig. 3's model).

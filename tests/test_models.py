@@ -9,6 +9,7 @@ from helpers import assert_saved_model_round_trip, train_one_step
 
 import rectifier_zoo
 from rectifier_zoo import ARCHITECTURES, PReLU
+from rectifier_zoo.architectures import ALTERNATE, Architecture, ConvStage
 from rectifier_zoo.imagenet import IMAGENET_MEAN_RGB
 from rectifier_zoo.info import count_multiply_adds, format_table, model_rows
 
@@ -274,6 +275,35 @@ def test_table_1_and_30_layer_shapes():
     assert small.output_shape == (None, 18, 18, 256)
     assert ARCHITECTURES["model_a"].feature_map_size(224) == 14
     assert ARCHITECTURES["model_a"].total_stride == 16
+
+
+@pytest.mark.parametrize("padding", [ALTERNATE, "same"])
+def test_stacked_2x2_convs_keep_the_receptive_fields_centred(padding):
+    """Four 2x2 box filters on a centred impulse: alternating 1-pixel and no padding (Table 1's
+    models) keeps the size and leaves the response symmetric about the centre; "same" (Keras
+    pads bottom/right) shifts it 2 pixels towards the top-left."""
+    stage = ConvStage(4, 1, 2, padding=padding)
+    architecture = Architecture("boxes", (stage,), spp_levels=(1,), fc_units=(1,), reference="")
+    model = rectifier_zoo.models.build_model(
+        architecture, include_top=False, input_shape=(9, 9, 1), include_preprocessing=False
+    )
+    assert model.output_shape == (None, 9, 9, 1) and stage.output_size(9) == 9
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.set_weights([np.full((2, 2, 1, 1), 0.25), np.zeros(1)])
+    impulse = np.zeros((1, 9, 9, 1), "float32")
+    impulse[0, 4, 4, 0] = 1.0
+    response = keras.ops.convert_to_numpy(model(impulse))[0, :, :, 0]
+    rows = response.sum(axis=1)
+    centre = float((rows * np.arange(9)).sum() / rows.sum())
+    assert response.sum() == pytest.approx(1.0)
+    if padding == ALTERNATE:
+        np.testing.assert_allclose(response, response[::-1, ::-1], atol=1e-7)
+        assert centre == pytest.approx(4.0)
+    else:
+        assert centre == pytest.approx(2.0)
+    # An odd number of alternating layers ends one pixel larger.
+    assert ConvStage(3, 1, 2, padding=ALTERNATE).output_size(9) == 10
 
 
 def test_paper_counts_of_table_3():
