@@ -507,7 +507,7 @@ def report(summary: dict, output_dir: str) -> None:
         "within 300 steps in our trial (seed 0, both figures): the fixed stds set the fc "
         "layers' gains for 4096-wide layers, not for scaled-down ones.",
         "- The 30-layer model's stacked 2x2 convs pad 1 pixel per side and none in turn "
-        "(centred receptive fields, docs/choices.md); with Keras's one-sided \"same\" padding "
+        '(centred receptive fields, docs/choices.md); with Keras\'s one-sided "same" padding '
         "the border zeros drained its small last-stage map and MSRA converged in 1 of 3 seeds "
         "of our earlier quick run. Model B's 3x3 convs pad both sides.",
         f"- Verdicts per seed: a run converges when its final loss (mean of the last "
