@@ -216,7 +216,7 @@ def run(
                 result = common.train_classifier(
                     model,
                     data,
-                    steps=settings.init_steps,
+                    steps=settings.init_steps_at(depth),
                     learning_rate=settings.init_learning_rate,
                     batch_size=settings.batch_size,
                     weight_decay=settings.weight_decay,
@@ -239,6 +239,15 @@ def run(
     plot(summary, output_dir)
     report(summary, output_dir)
     return summary
+
+
+def _steps_text(settings: StudySettings) -> str:
+    """ "300 steps (9.7 epochs) at depth 30, ..." for the report."""
+    steps_per_epoch = max(settings.init_train_images // settings.batch_size, 1)
+    return ", ".join(
+        f"{steps} steps ({steps / steps_per_epoch:.1f} epochs) at depth {depth}"
+        for depth, steps in zip(settings.init_depths, settings.init_steps, strict=True)
+    )
 
 
 def _final_loss(result: dict) -> float:
@@ -494,9 +503,8 @@ def report(summary: dict, output_dir: str) -> None:
         f"{settings.init_difficulty}, {summary['num_classes']} classes, "
         f"{settings.init_train_images} training images), SGD momentum {paper.MOMENTUM}, lr "
         f"{settings.init_learning_rate}, batch {settings.batch_size}, weight decay "
-        f"{settings.weight_decay}, {settings.init_steps} steps "
-        f"({settings.init_steps / max(settings.init_train_images // settings.batch_size, 1):.1f}"
-        f" epochs), seeds {list(settings.seeds)}: the seed draws the model "
+        f"{settings.weight_decay}, {_steps_text(settings)}, seeds {list(settings.seeds)}: the "
+        "seed draws the model "
         "(`keras.utils.set_random_seed`) and the batches, the same for every init. The "
         f"validation top-1 error of the centre {settings.init_image_size} px crop of "
         f"{settings.val_images} validation images is measured before training and after every "

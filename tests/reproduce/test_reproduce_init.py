@@ -168,7 +168,8 @@ def test_smoke_init_study(smoke_results):
         assert {"kernel_initializer", "fc_initializer"} <= set(r)
         # 20 images at batch 4: epoch 0, the end of epoch 1, then the last step (6 / 5).
         assert r["epochs"] == pytest.approx([0, 1, 1.2])
-        assert len(r["epoch_top1_error"]) == 3 and len(r["loss"]) == SMOKE_SETTINGS.init_steps
+        assert len(r["epoch_top1_error"]) == 3
+        assert len(r["loss"]) == SMOKE_SETTINGS.init_steps_at(22)
     # Model B's 22 weight layers: 19 conv + 3 fc.
     stats = summary["statistics"]["22"]["xavier"]
     assert len(stats["forward_std"]) == len(stats["backward_std"]) == 22

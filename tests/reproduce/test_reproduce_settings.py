@@ -3,6 +3,8 @@
 import dataclasses
 import json
 
+import pytest
+
 from rectifier_zoo.architectures import ARCHITECTURES
 from reproduce import settings
 
@@ -25,3 +27,11 @@ def test_settings_for_picks_quick_full_or_given():
     assert settings.settings_for(True) is settings.QUICK_SETTINGS
     assert settings.settings_for(False) is settings.FULL_SETTINGS
     assert settings.settings_for(False, settings.SMOKE_SETTINGS) is settings.SMOKE_SETTINGS
+
+
+def test_init_steps_are_given_per_depth():
+    quick = settings.QUICK_SETTINGS
+    assert [quick.init_steps_at(d) for d in quick.init_depths] == list(quick.init_steps)
+    assert quick.init_steps_at(22) > quick.init_steps_at(30)
+    with pytest.raises(ValueError, match="one step count per depth"):
+        dataclasses.replace(quick, init_steps=(300,))
