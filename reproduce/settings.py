@@ -60,7 +60,8 @@ class StudySettings:
     # lr 0.005 at batch 32 (the paper's 0.01 at batch 128 is 0.0025 by linear scaling): at 0.01
     # the plain 30-layer and 14-layer nets died back to ln(classes) or diverged in our trials.
     # In our trials at lr 0.02 the 30-layer MSRA nets stalled at ln(classes) and Model B with
-    # Xavier did too; at 0.005 the MSRA nets leave ln(classes) after 100-250 steps.
+    # Xavier did too; at 0.005 the MSRA nets leave ln(classes) after 100-250 steps. (Those
+    # trials predate the alternating padding of the 2x2 convs.)
     init_steps: tuple[int, ...] = (300, 1000)
     init_learning_rate: float = 0.005
     prelu_steps: int = 900
@@ -74,7 +75,7 @@ class StudySettings:
     init_difficulty: float = 0.0
     prelu_difficulty: float = 0.5
     train_images: int = 2000
-    # 1000: ~10 epochs (points of the error curves) in 300 steps of 32.
+    # 1000: an epoch (a point of the error curves) every 31 steps of 32.
     init_train_images: int = 1000
     val_images: int = 500
 
