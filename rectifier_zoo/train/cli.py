@@ -114,10 +114,6 @@ def config_from_flags(flag_values: flags.FlagValues = TRAIN_FLAGS) -> Config:
         for name in config_lib.FIELD_NAMES
         if flag_values[name].present
     }
-    if "model" in values:
-        # A registered model replaces the recipe's own network. Those are the paper's nets, on
-        # raw mean-subtracted inputs, which only the paper's fixed fc stds suit.
-        values.setdefault("fc_initializer", None)
     return base.override(**values)
 
 

@@ -136,7 +136,7 @@ def _text(optional: bool = False) -> Callable:
     return check
 
 
-def _number(low=None, high=None, low_inclusive: bool = True) -> Callable:
+def _number(low=None, high=None, low_inclusive: bool = True, optional: bool = False) -> Callable:
     """A finite real number in [low, high) (or (low, high) without `low_inclusive`).
 
     Finite only: inf and nan pass `x > 0`-style checks and fail many steps later.
@@ -147,6 +147,8 @@ def _number(low=None, high=None, low_inclusive: bool = True) -> Callable:
     )
 
     def check(name, value, shown=None):
+        if value is None and optional:
+            return
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         ok = ok and math.isfinite(value)
         if ok and low is not None:
@@ -154,7 +156,8 @@ def _number(low=None, high=None, low_inclusive: bool = True) -> Callable:
         if not ok or (high is not None and value >= high):
             shown = value if shown is None else shown
             raise ValueError(
-                f"{name} must be a finite number in {bounds}. Received: {name}={shown!r}"
+                f"{name} must be a finite number in {bounds}{' or None' if optional else ''}. "
+                f"Received: {name}={shown!r}"
             )
 
     return check
@@ -244,6 +247,13 @@ class ModelSpec(_Checked):
             msra_fan_in, xavier, or a Keras initializer name.
         fc_initializer: fc initializer by name; unset: the paper's fixed stds (Sec. 2.2),
             which suit only its raw (mean-subtracted 0..255) inputs.
+        input_std: the divisor after the per-channel mean subtraction, built into the model
+            and its exports; unset: the model's own (1 for the registered models: the paper's
+            raw inputs). The input scale belongs to the recipe, as its fc init does: the
+            quickstart's 58 (unit scale) with MSRA fc layers trains any registered model on
+            real images at lr 1e-2, where the paper's raw inputs with its fixed fc stds diverge
+            on small crops (see recipes.QUICKSTART_INPUT_STD). Fine-tuning needs the scale the
+            weights were trained at.
         dropout: dropout rate after fc1 and fc2 (Sec. 2.3).
     """
 
@@ -252,6 +262,7 @@ class ModelSpec(_Checked):
     channel_shared: bool = False
     kernel_initializer: str = "msra_fan_out"
     fc_initializer: str | None = None
+    input_std: float | None = _setting(None, _number(0.0, low_inclusive=False, optional=True))
     dropout: float = _setting(paper.DROPOUT, _number(0.0, 1.0))
 
     def _check(self) -> None:
@@ -262,6 +273,15 @@ class ModelSpec(_Checked):
     def model_name(self) -> str:
         """The registered name, or the architecture's own name."""
         return self.model.name if isinstance(self.model, Architecture) else self.model.value
+
+    def architecture(self) -> Architecture:
+        """The architecture built: `model` (looked up when registered) with `input_std` applied."""
+        architecture = (
+            self.model if isinstance(self.model, Architecture) else ARCHITECTURES[self.model.value]
+        )
+        if self.input_std is None:
+            return architecture
+        return dataclasses.replace(architecture, input_std=self.input_std)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,6 +43,7 @@ RESUME_FIXED_FIELDS = (
     "channel_shared",
     "kernel_initializer",
     "fc_initializer",
+    "input_std",
     "init_weights",
     "freeze",
     "batch_size",
@@ -141,7 +142,7 @@ def resume_changes(config: Config, class_names: list[str], stored: dict) -> dict
         ValueError: naming every field of `RESUME_FIXED_FIELDS`, and the class list, that differ.
     """
     new = {**config.flat(), "class_names": list(class_names)}
-    stored = config_lib.flatten(stored)
+    stored_payload, stored = stored, config_lib.flatten(stored)
     defaults = Config().flat()
     changes = {}
     for field, value in new.items():
@@ -153,6 +154,13 @@ def resume_changes(config: Config, class_names: list[str], stored: dict) -> dict
             continue
         if old != value:
             changes[field] = {"stored": old, "new": value}
+    if {"architecture", "input_std"} & changes.keys() and "model" not in changes:
+        built = Config.from_stored(stored_payload).network.architecture()
+        if built == config.network.architecture():
+            # The same network: only its input scale moved between the architecture and the
+            # recipe (runs written before `input_std` was a field kept it in the architecture).
+            changes.pop("architecture", None)
+            changes.pop("input_std", None)
     refused = [f for f in (*RESUME_FIXED_FIELDS, "class_names") if f in changes]
     if refused:
         details = ", ".join(

@@ -25,10 +25,9 @@ import tensorflow as tf
 
 import rectifier_zoo
 from rectifier_zoo.models import build_model as build_architecture
-from rectifier_zoo.models import get_model
 from rectifier_zoo.optimizers import CaffeSGD
 from rectifier_zoo.train import schedule
-from rectifier_zoo.train.config import Architecture, Config, Freeze, Precision
+from rectifier_zoo.train.config import Config, Freeze, Precision
 
 
 @contextlib.contextmanager
@@ -43,7 +42,10 @@ def precision_policy(precision: str):
 
 
 def build_model(config: Config, num_classes: int) -> keras.Model:
-    """The network of `config.network` with `num_classes` outputs, on inputs of any size."""
+    """The network of `config.network` with `num_classes` outputs, on inputs of any size.
+
+    Its architecture with the network's `input_std` (the recipe's input scale) applied.
+    """
     network = config.network
     kwargs = dict(
         input_shape=(None, None, 3),
@@ -55,9 +57,7 @@ def build_model(config: Config, num_classes: int) -> keras.Model:
         dropout=network.dropout,
         seed=config.seed,
     )
-    if isinstance(network.model, Architecture):
-        return build_architecture(network.model, **kwargs)
-    return get_model(str(network.model), **kwargs)
+    return build_architecture(network.architecture(), **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -63,12 +63,27 @@ def test_only_the_flags_given_override_the_recipe():
     )
 
 
-def test_model_flag_replaces_the_recipes_network_and_its_fc_initializer():
+def test_model_flag_replaces_the_network_and_keeps_the_recipes_input_scale():
+    quickstart = recipes.RECIPES["quickstart"]
     config = cli.config_from_flags(_parse("--model=model_tiny"))
-    assert config.network.model == "model_tiny" and config.network.fc_initializer is None
-    assert config.transform == recipes.RECIPES["quickstart"].transform
-    config = cli.config_from_flags(_parse("--model=model_tiny", "--fc_initializer=xavier"))
-    assert config.network.fc_initializer == "xavier"
+    assert config.network.model == "model_tiny"
+    assert config.network.input_std == recipes.QUICKSTART_INPUT_STD
+    assert config.network.fc_initializer == quickstart.network.fc_initializer == "msra_fan_in"
+    assert config.network.architecture().input_std == recipes.QUICKSTART_INPUT_STD
+    assert config.transform == quickstart.transform
+    config = cli.config_from_flags(
+        _parse("--model=model_tiny", "--fc_initializer=xavier", "--input_std=1")
+    )
+    assert (config.network.fc_initializer, config.network.input_std) == ("xavier", 1.0)
+    # The paper recipes keep the registered models' own scale (raw pixels) and fixed fc stds.
+    config = cli.config_from_flags(_parse("--recipe=paper_small"))
+    assert (config.network.input_std, config.network.fc_initializer) == (None, None)
+    assert config.network.architecture().input_std == 1.0
+
+
+def test_input_std_flag_is_checked():
+    with pytest.raises(ValueError, match=r"input_std must be a finite number in \(0.0, inf\)"):
+        cli.config_from_flags(_parse("--input_std=0"))
 
 
 @pytest.mark.parametrize(

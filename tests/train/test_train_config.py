@@ -41,7 +41,7 @@ def test_the_quickstart_architecture_is_stored_whole():
     config = recipes.RECIPES["quickstart"]
     stored = _json(config.to_dict())
     assert stored["network"]["model"]["name"] == "quickstart_net"
-    assert stored["network"]["model"]["input_std"] == recipes.QUICKSTART_INPUT_STD
+    assert stored["network"]["input_std"] == recipes.QUICKSTART_INPUT_STD
     assert Config.from_dict(stored).network.model == recipes.QUICKSTART_ARCHITECTURE
     flat = flatten(stored)
     assert flat["model"] == "quickstart_net" and flat["architecture"]["fc_units"] == [256, 256]

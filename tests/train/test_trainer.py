@@ -371,9 +371,11 @@ def test_cli_runs_a_tiny_training(tiny_data, tmp_path):
     for noise in ("cuInit", "InitializeLog", "Sharding callback", "Assets written", "unsupported"):
         assert noise not in result.stdout
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    # Flags override the quickstart recipe; the recipe's own network is replaced by --model.
+    # Flags override the quickstart recipe; its network is replaced by --model, its input scale
+    # and fc init kept.
     assert config["network"]["model"] == "model_tiny"
-    assert config["network"]["fc_initializer"] is None
+    assert config["network"]["fc_initializer"] == "msra_fan_in"
+    assert config["network"]["input_std"] == 58.0
     assert config["transform"]["crop_size"] == 64 and config["batch_size"] == 4
 
 
@@ -921,6 +923,37 @@ def test_input_std_and_fc_initializer_survive_a_rebuild_from_the_run(tiny_data, 
     )
     normalization = rebuilt.get_layer("mean_subtraction")
     np.testing.assert_allclose(np.asarray(normalization.variance).ravel(), [58.0**2] * 3)
+
+
+def test_the_recipes_input_std_is_built_in_and_resumes_a_run_that_kept_it_in_the_architecture(
+    tiny_data, tmp_path
+):
+    import dataclasses
+
+    from rectifier_zoo.architectures import ARCHITECTURES
+    from rectifier_zoo.train import loop as trainer
+    from rectifier_zoo.train import run_dir
+
+    # Runs written before `input_std` was a field kept the scale in their architecture.
+    tiny = dataclasses.replace(ARCHITECTURES["model_tiny"], name="tiny_net")
+    scaled = dataclasses.replace(tiny, input_std=58.0)
+    trainer.train(tiny_config(tiny_data, tmp_path, train_steps=1, model=scaled))
+    config_path = tmp_path / "run" / "config.json"
+    stored = json.loads(config_path.read_text())
+    del stored["network"]["input_std"]
+    config_path.write_text(json.dumps(stored))
+    summary = trainer.train(
+        tiny_config(tiny_data, tmp_path, train_steps=2, model=tiny, input_std=58.0)
+    )
+    assert summary["resumed_from_step"] == 1
+    resume = json.loads(config_path.read_text())["history"][-1]
+    assert resume["changes"] == {"train_steps": {"stored": 1, "new": 2}}
+    model, _, _ = run_dir.model_from_checkpoint(str(tmp_path / "run"))
+    normalization = model.get_layer("mean_subtraction")
+    np.testing.assert_allclose(np.asarray(normalization.variance).ravel(), [58.0**2] * 3)
+    # Another scale is another network: refused, the run kept.
+    with pytest.raises(ValueError, match=r"input_std \(stored 58.0, received 1.0\)"):
+        trainer.train(tiny_config(tiny_data, tmp_path, train_steps=3, model=tiny, input_std=1.0))
 
 
 def test_a_run_with_the_old_flat_config_json_is_read_and_resumed(tiny_data, tmp_path):
