@@ -30,6 +30,9 @@ POOLINGS = (None, "avg", "max", "spp")
 # Sec. 2.2: the fc layers were drawn with fixed stds (fc1, fc2: 0.01; fc3: 0.001), the input
 # being only mean-subtracted (range about +-128).
 FC_HIDDEN_STDDEV, FC_CLASSIFIER_STDDEV = paper.FC_STDS[0], paper.FC_STDS[-1]
+# The `fc_initializer` name of those fixed stds (the same as `None`, the default), so that a
+# flag or a config can ask for them over a recipe's other choice.
+PAPER_FC_INITIALIZER = "paper"
 # Sec. 2.1: PReLU slopes start at 0.25.
 INITIAL_SLOPE = paper.PRELU_INITIAL_SLOPE
 
@@ -128,14 +131,11 @@ def build_model(
         return initializers.get(kernel_initializer, negative_slope=slope, seed=next(layer_seeds))
 
     def fc_init(paper_stddev):
-        if fc_initializer is None:
+        if fc_initializer in (None, PAPER_FC_INITIALIZER):
             return keras.initializers.RandomNormal(stddev=paper_stddev, seed=next(layer_seeds))
         return initializers.get(fc_initializer, negative_slope=slope, seed=next(layer_seeds))
 
-    # Unknown initializer names fail here, before any layer is built.
-    initializers.get(kernel_initializer)
-    if fc_initializer is not None:
-        initializers.get(fc_initializer)
+    check_initializers(kernel_initializer, fc_initializer)
     # Last of the checks, since it may download.
     weights_file = weights_lib.resolve(
         architecture.name, weights, include_top, input_std=float(architecture.input_std)
@@ -319,7 +319,8 @@ _CONSTRUCTOR_DOC = """Instantiates {title}.
         channel_shared: one PReLU slope per layer instead of one per channel.
         kernel_initializer: `"msra_fan_out"` (paper), `"msra_fan_in"`, `"xavier"` (std
             `sqrt(1/n)`, the init study's baseline) or any Keras initializer, for the convs.
-        fc_initializer: `None` for the paper's fixed stds, or an initializer for all fc layers.
+        fc_initializer: `None` or `"paper"` for the paper's fixed stds (0.01, 0.01, 0.001; for
+            its raw, mean-subtracted inputs), or an initializer for all fc layers.
         dropout: dropout rate after fc1 and fc2 (0 to disable).
         include_preprocessing: subtract the ImageNet mean inside the model; with `False`,
             apply `rectifier_zoo.preprocess_input` or `rectifier_zoo.preprocessing_layer`.
@@ -387,6 +388,13 @@ def list_models(pattern: str | None = None, pretrained: bool = False) -> list[st
         published = {model for model, _ in weights_lib.manifest()}
         names = [n for n in names if n in published]
     return names
+
+
+def check_initializers(kernel_initializer, fc_initializer=None) -> None:
+    """Raises ValueError for an unknown initializer name, before any layer is built."""
+    initializers.get(kernel_initializer)
+    if fc_initializer not in (None, PAPER_FC_INITIALIZER):
+        initializers.get(fc_initializer)
 
 
 def get_model(name: str, **kwargs) -> keras.Model:

@@ -97,6 +97,20 @@ def test_paper_initialization_defaults():
     assert len(slopes) == 13 and all(np.all(_numpy(v) == 0.25) for v in slopes)
 
 
+def test_paper_names_the_default_fc_stds():
+    default = rectifier_zoo.model_tiny(classes=5, seed=3)
+    named = rectifier_zoo.model_tiny(classes=5, seed=3, fc_initializer="paper")
+    for name in ("fc1", "fc2", "fc3"):
+        np.testing.assert_array_equal(
+            _numpy(named.get_layer(name).kernel), _numpy(default.get_layer(name).kernel)
+        )
+    msra = rectifier_zoo.model_tiny(classes=5, seed=3, fc_initializer="msra_fan_in")
+    assert (
+        _numpy(msra.get_layer("fc3").kernel).std()
+        > 10 * _numpy(named.get_layer("fc3").kernel).std()
+    )
+
+
 def test_relu_and_xavier_options():
     model = rectifier_zoo.model_small(activation="relu", kernel_initializer="xavier")
     assert not any(isinstance(layer, PReLU) for layer in model.layers)

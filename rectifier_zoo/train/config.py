@@ -245,8 +245,8 @@ class ModelSpec(_Checked):
         channel_shared: one PReLU slope per layer instead of one per channel (Sec. 2.1).
         kernel_initializer: conv initializer: msra_fan_out (Sec. 2.2, used for Models A/B/C),
             msra_fan_in, xavier, or a Keras initializer name.
-        fc_initializer: fc initializer by name; unset: the paper's fixed stds (Sec. 2.2),
-            which suit only its raw (mean-subtracted 0..255) inputs.
+        fc_initializer: fc initializer by name; unset or paper: the paper's fixed stds (Sec.
+            2.2), which suit only its raw (mean-subtracted 0..255) inputs.
         input_std: the divisor after the per-channel mean subtraction, built into the model
             and its exports; unset: the model's own (1 for the registered models: the paper's
             raw inputs). The input scale belongs to the recipe, as its fc init does: the

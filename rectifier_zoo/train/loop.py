@@ -45,7 +45,7 @@ import keras
 import tensorflow as tf
 
 from rectifier_zoo import data as data_lib
-from rectifier_zoo import initializers
+from rectifier_zoo import models
 from rectifier_zoo.serving import export as export_lib
 from rectifier_zoo.train import distribute, metrics, run_dir, schedule
 from rectifier_zoo.train import report as report_lib
@@ -204,9 +204,7 @@ def _prepare(config: Config, strategy) -> _Plan:
     """Checks the configuration, the data, the strategy, the run folder and a resume."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a Config. Received: config={config!r}")
-    initializers.get(config.network.kernel_initializer)
-    if config.network.fc_initializer is not None:
-        initializers.get(config.network.fc_initializer)
+    models.check_initializers(config.network.kernel_initializer, config.network.fc_initializer)
     source = data_lib.get_source(str(config.dataset), config.data_dir)
     counts = data_lib.check_splits(source, config.batch_size)
     strategy = strategy or distribute.get_strategy(str(config.strategy))

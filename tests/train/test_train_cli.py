@@ -75,6 +75,11 @@ def test_model_flag_replaces_the_network_and_keeps_the_recipes_input_scale():
         _parse("--model=model_tiny", "--fc_initializer=xavier", "--input_std=1")
     )
     assert (config.network.fc_initializer, config.network.input_std) == ("xavier", 1.0)
+    # The paper's scale and fixed fc stds over the quickstart's choices.
+    config = cli.config_from_flags(
+        _parse("--model=model_tiny", "--fc_initializer=paper", "--input_std=1")
+    )
+    assert (config.network.fc_initializer, config.network.input_std) == ("paper", 1.0)
     # The paper recipes keep the registered models' own scale (raw pixels) and fixed fc stds.
     config = cli.config_from_flags(_parse("--recipe=paper_small"))
     assert (config.network.input_std, config.network.fc_initializer) == (None, None)
