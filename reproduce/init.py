@@ -217,7 +217,7 @@ def run(
                     model,
                     data,
                     steps=settings.init_steps_at(depth),
-                    learning_rate=settings.init_learning_rate,
+                    learning_rate=settings.init_learning_rate_at(depth),
                     batch_size=settings.batch_size,
                     weight_decay=settings.weight_decay,
                     image_size=size,
@@ -242,11 +242,13 @@ def run(
 
 
 def _steps_text(settings: StudySettings) -> str:
-    """The report's steps per depth: "300 steps (9.7 epochs) at depth 30, ..."."""
+    """The report's steps and lr per depth: "lr 0.005 for 300 steps (9.7 epochs) at depth 30"."""
     steps_per_epoch = max(settings.init_train_images // settings.batch_size, 1)
     return ", ".join(
-        f"{steps} steps ({steps / steps_per_epoch:.1f} epochs) at depth {depth}"
-        for depth, steps in zip(settings.init_depths, settings.init_steps, strict=True)
+        f"lr {rate} for {steps} steps ({steps / steps_per_epoch:.1f} epochs) at depth {depth}"
+        for depth, steps, rate in zip(
+            settings.init_depths, settings.init_steps, settings.init_learning_rates, strict=True
+        )
     )
 
 
@@ -501,8 +503,8 @@ def report(summary: dict, output_dir: str) -> None:
         f"- Training: {settings.init_image_size} px random crops + flips of images stored at "
         f"{summary['data']['stored_size']} px (synthetic set, difficulty "
         f"{settings.init_difficulty}, {summary['num_classes']} classes, "
-        f"{settings.init_train_images} training images), SGD momentum {paper.MOMENTUM}, lr "
-        f"{settings.init_learning_rate}, batch {settings.batch_size}, weight decay "
+        f"{settings.init_train_images} training images), SGD momentum {paper.MOMENTUM}, "
+        f"batch {settings.batch_size}, weight decay "
         f"{settings.weight_decay}, {_steps_text(settings)}, seeds {list(settings.seeds)}: the "
         "seed draws the model "
         "(`keras.utils.set_random_seed`) and the batches, the same for every init. The "

@@ -29,9 +29,23 @@ def test_settings_for_picks_quick_full_or_given():
     assert settings.settings_for(False, settings.SMOKE_SETTINGS) is settings.SMOKE_SETTINGS
 
 
-def test_init_steps_are_given_per_depth():
+def test_init_steps_and_learning_rates_are_given_per_depth():
     quick = settings.QUICK_SETTINGS
     assert [quick.init_steps_at(d) for d in quick.init_depths] == list(quick.init_steps)
     assert quick.init_steps_at(22) > quick.init_steps_at(30)
-    with pytest.raises(ValueError, match="one step count per depth"):
+    # Model B (Fig. 2) at the paper's lr linearly scaled to the batch, the 30-layer model higher.
+    assert quick.init_learning_rate_at(22) == 0.01 * quick.batch_size / 128
+    assert quick.init_learning_rate_at(30) == 0.005
+    with pytest.raises(ValueError, match="`init_steps` needs one value per depth"):
         dataclasses.replace(quick, init_steps=(300,))
+    with pytest.raises(ValueError, match="`init_learning_rates` needs one value per depth"):
+        dataclasses.replace(quick, init_learning_rates=(0.005, 0.005, 0.005))
+
+
+def test_settings_recorded_with_one_learning_rate_still_load():
+    recorded = json.loads(json.dumps(dataclasses.asdict(settings.QUICK_SETTINGS)))
+    del recorded["init_learning_rates"]
+    recorded["init_learning_rate"] = 0.005
+    loaded = settings.StudySettings.from_dict(recorded)
+    assert loaded.init_learning_rates == (0.005, 0.005)
+    assert loaded.init_steps == settings.QUICK_SETTINGS.init_steps
