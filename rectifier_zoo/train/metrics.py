@@ -104,7 +104,10 @@ def check_finite(loss: float, step: int, loss_scaled: bool, last_checkpoint: str
     if not math.isfinite(loss) and not loss_scaled:
         raise FloatingPointError(
             f"The loss is {loss} at step {step}; the run diverged (last checkpoint: "
-            f"{last_checkpoint or 'none'}). Lower learning_rate or add warmup_epochs."
+            f"{last_checkpoint or 'none'}). Lower learning_rate (the paper's 0.01 is for batch "
+            "128), add warmup_epochs, or check input_std: at 1 the model sees raw pixels minus "
+            "the mean, as the paper's 224 px recipes do; small models on small images train "
+            "better at unit scale (input_std=58, the quickstart recipe's)."
         )
 
 

@@ -771,6 +771,16 @@ def test_cli_errors_are_one_line(tiny_data, tmp_path, flags, expected):
     assert len(lines) == 1 and lines[0].startswith(expected), result.stderr[-3000:]
 
 
+def test_divergence_error_names_the_checkpoint_and_the_usual_causes():
+    from rectifier_zoo.train import metrics
+
+    with pytest.raises(FloatingPointError, match=r"step 7.*ckpt-5.*learning_rate.*input_std"):
+        metrics.check_finite(float("nan"), 7, False, "ckpt-5")
+    # A loss-scaled step skips non-finite steps itself.
+    metrics.check_finite(float("inf"), 7, True, None)
+    metrics.check_finite(2.3, 7, False, None)
+
+
 def _stop_with_sigterm(args, checkpoints, at_least, log_path):
     """Starts train.py, sends SIGTERM once a checkpoint >= `at_least` exists; returns the
     process result, the seconds from the signal to the exit and the step last checkpointed
