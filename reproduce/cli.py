@@ -1,6 +1,6 @@
 r"""The command line of the studies: `rectifier-zoo-reproduce` or `python training/reproduce.py`.
 
-    python training/reproduce.py --study all --quick     # init ~77, prelu ~21 min on 2 CPU cores
+    python training/reproduce.py --study all --quick     # init ~110, prelu ~21 min on 2 CPU cores
     python training/reproduce.py --study init --output_dir /tmp/reproduce
 
 Each study writes PNG figures, `summary.json` and `report.md` into `<output_dir>/<study>/`:
@@ -23,7 +23,7 @@ _STUDY = flags.DEFINE_enum("study", "all", [*STUDIES, "all"], "Which study to ru
 _QUICK = flags.DEFINE_bool(
     "quick",
     False,
-    "Fewer steps and narrower models: init ~77 min, prelu ~21 min on 2 shared cores.",
+    "Fewer steps and narrower models: init ~110 min, prelu ~21 min on 2 CPU cores.",
 )
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", "results/reproduce", "Folder of the results (one subfolder per study)."

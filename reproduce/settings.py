@@ -97,6 +97,17 @@ class StudySettings:
         """Learning rate of the init study's runs at `depth`."""
         return self.init_learning_rates[self.init_depths.index(depth)]
 
+    def prelu_fields(self) -> dict:
+        """The fields the PReLU study's runs depend on (none of the init study's)."""
+        return {
+            name: getattr(self, name)
+            for name in (
+                "image_size", "width", "prelu_steps", "prelu_learning_rate", "prelu_dropout",
+                "seeds", "batch_size", "weight_decay", "prelu_difficulty", "train_images",
+                "val_images",
+            )
+        }  # fmt: skip
+
     @classmethod
     def from_dict(cls, fields: dict) -> StudySettings:
         """The settings a `summary.json` recorded (its lists back to tuples).

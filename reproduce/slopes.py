@@ -8,7 +8,6 @@ was made with other settings; writes `slopes.png`, `summary.json` and `report.md
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
@@ -41,7 +40,9 @@ def _prelu_summary(output_dir: str, quick: bool, data_dir, settings: StudySettin
     if os.path.exists(path):
         with open(path) as f:
             summary = json.load(f)
-        if summary.get("settings") == json.loads(json.dumps(dataclasses.asdict(settings))):
+        # Reused when its PReLU runs had these sizes, whatever the init study's settings.
+        recorded = StudySettings.from_dict(summary["settings"])
+        if recorded.prelu_fields() == settings.prelu_fields():
             return summary
     return prelu.run(output_dir, quick, data_dir, settings)
 

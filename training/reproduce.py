@@ -1,6 +1,6 @@
 r"""Reproduces the paper's findings at small scale, with figures (`reproduce.cli`).
 
-    python training/reproduce.py --study all --quick     # init ~77, prelu ~21 min on 2 CPU cores
+    python training/reproduce.py --study all --quick     # init ~110, prelu ~21 min on 2 CPU cores
     python training/reproduce.py --study init --output_dir /tmp/reproduce
 
 Each study writes PNG figures, `summary.json` and `report.md` into `<output_dir>/<study>/`:

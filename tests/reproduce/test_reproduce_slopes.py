@@ -1,5 +1,6 @@
 """The learned-slopes study (Table 1): its smoke run, and its reuse of the prelu study's files."""
 
+import dataclasses
 import json
 import os
 
@@ -48,3 +49,11 @@ def test_slopes_study_reuses_prelu_results(smoke_results, monkeypatch):
     monkeypatch.setattr(prelu, "run", fail)
     monkeypatch.setattr(slopes, "plot", lambda *args: None)
     slopes.run(str(out), quick=True, settings=SMOKE_SETTINGS)
+    # Another init study's settings do not touch the PReLU runs.
+    other_init = dataclasses.replace(
+        SMOKE_SETTINGS, init_steps=(7,), init_learning_rates=(0.001,), init_width=0.125
+    )
+    slopes.run(str(out), quick=True, settings=other_init)
+    # Other PReLU-run settings do.
+    with pytest.raises(AssertionError, match="should not run again"):
+        slopes.run(str(out), quick=True, settings=dataclasses.replace(SMOKE_SETTINGS, width=0.5))
