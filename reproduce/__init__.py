@@ -10,7 +10,8 @@ writes `summary.json`, the figures and `report.md` into `<output_dir>/<study>/`)
 
 - `reproduce.init`: MSRA vs Xavier at initialization and in training (Sec. 2.2, Figs. 2-3).
 - `reproduce.prelu`: ReLU vs channel-shared and channel-wise PReLU (Sec. 3, Table 2).
-- `reproduce.slopes`: the learned slopes of the `prelu` study's models (Sec. 2.1, Table 1).
+- `reproduce.slopes`: the slopes PReLU learns, the `prelu` study's models trained longer
+  (Sec. 2.1, Table 1).
 
 `reproduce.settings` holds their sizes, `reproduce.common` the data and training run they share,
 `reproduce.output` the file helpers, `reproduce.cli` the command line. Importing this package

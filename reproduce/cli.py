@@ -5,7 +5,7 @@ r"""The command line of the studies: `rectifier-zoo-reproduce` or `python traini
 
 Each study writes PNG figures, `summary.json` and `report.md` into `<output_dir>/<study>/`:
 `init` (MSRA vs Xavier, Sec. 2.2), `prelu` (ReLU vs PReLU, Table 2), `slopes` (learned slopes,
-Table 1; reuses the `prelu` study's models, running it first if its results are missing).
+Table 1: the `prelu` study's PReLU models trained longer, their slopes read during training).
 The figures need matplotlib (`pip install -e .[reproduce]`). `--help` imports no TensorFlow.
 """
 

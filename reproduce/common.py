@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -128,6 +129,8 @@ def train_classifier(
     seed: int,
     epoch_eval: bool = False,
     test_views: str = CENTER,
+    trace: Callable[[keras.Model], dict[str, float]] | None = None,
+    trace_every: int = 0,
 ) -> dict:
     """SGD with momentum 0.9 on random crops and flips; the loss of every step, then the val error.
 
@@ -144,14 +147,19 @@ def train_classifier(
             first step and after every epoch, and at the last step if that ends no epoch.
         test_views: the final validation error on the `"center"` crop or on `"ten_view"`
             (4 corners + centre and their flips, softmax averaged: Table 2's protocol).
+        trace: a reading of the model (`prelu_slopes`, say) taken before the first step,
+            every `trace_every` steps and after the last.
 
     Returns:
         `{"loss": [...], "top1_error", "top5_error", "test_views", "epochs": [...],
-        "epoch_top1_error": [...], "diverged", "seconds"}`; `epochs` counts the passes done
-        at each entry of `epoch_top1_error` (both empty without `epoch_eval`).
+        "epoch_top1_error": [...], "trace_steps": [...], "trace": [...], "diverged",
+        "seconds"}`; `epochs` counts the passes done at each entry of `epoch_top1_error` (both
+        empty without `epoch_eval`), `trace_steps` the steps done at each reading of `trace`.
     """
     if test_views not in TEST_VIEWS:
         raise ValueError(f"`test_views` must be one of {TEST_VIEWS}. Received: {test_views!r}")
+    if trace is not None and trace_every < 1:
+        raise ValueError(f"`trace` needs `trace_every` >= 1. Received: trace_every={trace_every}")
     rng = np.random.default_rng(seed)
     tf_seed = tf.random.Generator.from_seed(seed)
     optimizer = CaffeSGD(
@@ -181,6 +189,10 @@ def train_classifier(
             epoch_errors.append(top1)
 
         record(0)
+    trace_steps, readings = [], []
+    if trace is not None:
+        trace_steps.append(0)
+        readings.append(trace(model))
     losses, diverged = [], False
     order = rng.permutation(num_train)
     position = 0
@@ -197,6 +209,9 @@ def train_classifier(
         done = index_step + 1
         if epoch_eval and (done % steps_per_epoch == 0 or done == steps):
             record(done)
+        if trace is not None and (done % trace_every == 0 or done == steps):
+            trace_steps.append(done)
+            readings.append(trace(model))
     if diverged:
         # NaN weights give NaN scores, which the tie rule would count as hits.
         top1, top5 = math.nan, math.nan
@@ -211,6 +226,8 @@ def train_classifier(
         "test_views": test_views,
         "epochs": epochs,
         "epoch_top1_error": epoch_errors,
+        "trace_steps": trace_steps,
+        "trace": readings,
         "diverged": diverged,
         "seconds": time.perf_counter() - start,
     }

@@ -6,8 +6,8 @@ side S (`common.stored_size`: `image_size * 9 // 8`; the paper: 256 for 224), tr
 random `image_size` crops and flips of them, testing on 10 views (4 corners + centre and their
 flips, softmax averaged) of the validation images (`common.evaluate_ten_view`).
 
-Writes `prelu_errors.png`, `summary.json` and `report.md` into `<output_dir>/prelu/`. The
-`slopes` study reads the learned slopes from that `summary.json`.
+Writes `prelu_errors.png`, `summary.json` and `report.md` into `<output_dir>/prelu/`; the
+summary records each run's learned slopes (the `slopes` study trains the same models longer).
 """
 
 from __future__ import annotations

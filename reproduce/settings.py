@@ -35,7 +35,10 @@ class StudySettings:
         prelu_steps: training steps per PReLU-study run.
         prelu_learning_rate: learning rate of the PReLU study.
         prelu_dropout: dropout after fc1 and fc2 in the PReLU study (paper: 0.5).
-        seeds: seeds of both studies' training runs.
+        slopes_steps: training steps per run of the slopes study (the PReLU study's models,
+            data and learning rate, trained longer).
+        slopes_seeds: seeds of the slopes study's runs.
+        seeds: seeds of the init and PReLU studies' training runs.
         batch_size: training batch size (paper: 128).
         weight_decay: L2 on conv and fc kernels (paper: 5e-4; not on slopes or biases).
         init_difficulty: synthetic-set difficulty of the init study.
@@ -71,6 +74,8 @@ class StudySettings:
     # No dropout: in a few hundred steps the nets underfit; with dropout 0.5 the ReLU net was
     # still at ln(classes) after 600 steps.
     prelu_dropout: float = 0.0
+    slopes_steps: int = 4000
+    slopes_seeds: tuple[int, ...] = (0, 1, 2)
     seeds: tuple[int, ...] = (0, 1, 2)
     batch_size: int = 32
     weight_decay: float = paper.WEIGHT_DECAY
@@ -96,17 +101,6 @@ class StudySettings:
     def init_learning_rate_at(self, depth: int) -> float:
         """Learning rate of the init study's runs at `depth`."""
         return self.init_learning_rates[self.init_depths.index(depth)]
-
-    def prelu_fields(self) -> dict:
-        """The fields the PReLU study's runs depend on (none of the init study's)."""
-        return {
-            name: getattr(self, name)
-            for name in (
-                "image_size", "width", "prelu_steps", "prelu_learning_rate", "prelu_dropout",
-                "seeds", "batch_size", "weight_decay", "prelu_difficulty", "train_images",
-                "val_images",
-            )
-        }  # fmt: skip
 
     @classmethod
     def from_dict(cls, fields: dict) -> StudySettings:
@@ -145,6 +139,8 @@ SMOKE_SETTINGS = StudySettings(
     init_steps=(6,),
     init_learning_rates=(0.005,),
     prelu_steps=2,
+    slopes_steps=3,
+    slopes_seeds=(0,),
     seeds=(0,),
     batch_size=4,
     train_images=20,

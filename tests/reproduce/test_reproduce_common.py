@@ -39,9 +39,10 @@ def test_train_classifier_logs_every_step_and_learns():
     )  # fmt: skip
     assert set(run) == {
         "loss", "top1_error", "top5_error", "test_views", "epochs", "epoch_top1_error",
-        "diverged", "seconds",
+        "trace_steps", "trace", "diverged", "seconds",
     }  # fmt: skip
     assert run["epochs"] == run["epoch_top1_error"] == []
+    assert run["trace_steps"] == run["trace"] == []
     assert len(run["loss"]) == 30 and not run["diverged"]
     assert all(math.isfinite(loss) for loss in run["loss"])
     assert np.mean(run["loss"][-5:]) < np.mean(run["loss"][:5])
@@ -103,6 +104,27 @@ def test_train_classifier_records_the_error_of_every_epoch():
     assert run["epoch_top1_error"][-1] == pytest.approx(run["top1_error"])
     top1, _ = common.evaluate_classifier(model, data.val_images, data.val_labels)
     assert run["top1_error"] == pytest.approx(top1)
+
+
+def test_train_classifier_traces_the_model_every_k_steps():
+    # A reading before the first step, every 3 steps and after the last (7 is no multiple).
+    model = _model()
+    kernel = model.layers[-2].kernel
+    run = common.train_classifier(
+        model, _data(), steps=7, learning_rate=0.05, batch_size=8, weight_decay=0.0,
+        image_size=4, seed=0, trace=lambda m: {"norm": float(np.linalg.norm(kernel))},
+        trace_every=3,
+    )  # fmt: skip
+    assert run["trace_steps"] == [0, 3, 6, 7]
+    norms = [reading["norm"] for reading in run["trace"]]
+    # Each reading is taken then, not at the end: the kernel moves between them.
+    assert len(set(norms)) == 4
+    assert norms[-1] == pytest.approx(float(np.linalg.norm(kernel)))
+    with pytest.raises(ValueError, match="trace_every"):
+        common.train_classifier(
+            _model(), _data(), steps=1, learning_rate=0.05, batch_size=8, weight_decay=0.0,
+            image_size=4, seed=0, trace=common.prelu_slopes,
+        )  # fmt: skip
 
 
 def test_train_classifier_rejects_unknown_views():
