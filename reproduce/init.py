@@ -14,6 +14,7 @@ Writes `init_statistics.png`, `init_training.png`, `summary.json` and `report.md
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -26,9 +27,11 @@ from rectifier_zoo.architectures import ARCHITECTURES, Architecture, deep_archit
 from rectifier_zoo.models import build_model
 from reproduce import common
 from reproduce.output import (
+    finish_runs,
     made_by,
     provenance,
     pyplot,
+    resumable_run,
     smooth,
     study_folder,
     write_json,
@@ -193,6 +196,26 @@ def run(
     )
     stats_labels = rng.integers(0, data.num_classes, len(stats_images))
     del stats_data
+
+    def train(call: dict, depth: int, seed: int) -> dict:
+        # Dropout off: the study is about the start of training, and dropout only slows the
+        # few hundred steps we can afford. Softmax output, as the trainer's step needs.
+        model = build(call, data.num_classes, dropout=0.0)
+        result = common.train_classifier(
+            model,
+            data,
+            steps=settings.init_steps_at(depth),
+            learning_rate=settings.init_learning_rate_at(depth),
+            batch_size=settings.batch_size,
+            weight_decay=settings.weight_decay,
+            image_size=size,
+            seed=seed,
+            epoch_eval=True,
+        )
+        del model
+        keras.backend.clear_session()
+        return result
+
     statistics, statistics_builds, runs = {}, {}, []
     for depth in settings.init_depths:
         statistics[str(depth)], statistics_builds[str(depth)] = {}, {}
@@ -209,20 +232,13 @@ def run(
         for seed in settings.seeds:
             for init in INITS:
                 call = builder_call(depth, init, settings.init_width, size, seed)
-                # Dropout off: the study is about the start of training, and dropout only slows
-                # the few hundred steps we can afford. Softmax output, as the trainer's step
-                # needs.
-                model = build(call, data.num_classes, dropout=0.0)
-                result = common.train_classifier(
-                    model,
-                    data,
-                    steps=settings.init_steps_at(depth),
-                    learning_rate=settings.init_learning_rate_at(depth),
-                    batch_size=settings.batch_size,
-                    weight_decay=settings.weight_decay,
-                    image_size=size,
-                    seed=seed,
-                    epoch_eval=True,
+                result = resumable_run(
+                    folder,
+                    f"depth{depth}_{init}_seed{seed}",
+                    functools.partial(train, call, depth, seed),
+                    settings=settings,
+                    quick=quick,
+                    builder_call=call,
                 )
                 record = {**call, **result, "final_loss": _final_loss(result)}
                 runs.append(record)
@@ -232,10 +248,9 @@ def run(
                     f"({result['seconds']:.0f} s)",
                     flush=True,
                 )
-                del model
-                keras.backend.clear_session()
     summary = _summary(statistics, statistics_builds, runs, data, settings, quick)
     write_json(os.path.join(folder, "summary.json"), summary)
+    finish_runs(folder)
     plot(summary, output_dir)
     report(summary, output_dir)
     return summary

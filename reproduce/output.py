@@ -9,7 +9,9 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,9 +43,60 @@ def provenance(settings, quick: bool) -> dict:
 
 
 def write_json(path: str, payload: dict) -> None:
-    with open(path, "w") as f:
+    """`payload` as JSON at `path`, whole or not at all (a killed write leaves the old file)."""
+    partial = f"{path}.partial"
+    with open(partial, "w") as f:
         json.dump(payload, f, indent=2, sort_keys=True)
         f.write("\n")
+    os.replace(partial, path)
+
+
+RUNS_FOLDER = "runs"
+
+
+def resumable_run(
+    folder: str,
+    name: str,
+    train: Callable[[], dict],
+    *,
+    settings,
+    quick: bool,
+    builder_call: dict,
+) -> dict:
+    """One training run of a study, kept until the study ends: a killed study loses only the
+    run it was in.
+
+    `train()`'s result is written to `<folder>/runs/<name>.json` with the run's identity (the
+    study's `settings`, `quick` and the run's `builder_call`); a later call with the same
+    identity reads it back instead of training. A file of another identity, or one that does
+    not parse, is trained over. `finish_runs` removes the folder once the study has written
+    its summary.
+    """
+    path = os.path.join(folder, RUNS_FOLDER, f"{name}.json")
+    identity = {
+        "quick": quick,
+        "settings": dataclasses.asdict(settings),
+        "builder_call": builder_call,
+    }
+    # Compared as JSON holds them (tuples come back as lists).
+    identity = json.loads(json.dumps(identity))
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        if record.get("identity") == identity:
+            print(f"[{os.path.basename(folder)}] {name}: finished before, read back", flush=True)
+            return record["result"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    result = train()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_json(path, {"identity": identity, "result": result})
+    return result
+
+
+def finish_runs(folder: str) -> None:
+    """Removes the runs `resumable_run` kept in `folder`: the summary holds them now."""
+    shutil.rmtree(os.path.join(folder, RUNS_FOLDER), ignore_errors=True)
 
 
 def write_lines(path: str, lines: list[str]) -> None:

@@ -12,6 +12,7 @@ summary records each run's learned slopes (the `slopes` study trains the same mo
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -23,9 +24,11 @@ from rectifier_zoo.architectures import ARCHITECTURES
 from rectifier_zoo.models import build_model
 from reproduce import common
 from reproduce.output import (
+    finish_runs,
     made_by,
     provenance,
     pyplot,
+    resumable_run,
     smooth,
     study_folder,
     write_json,
@@ -108,34 +111,47 @@ def run(
         data_dir,
     )
     runs = {variant: [] for variant in VARIANTS}
+
+    def train(variant: str, seed: int) -> dict:
+        model = build(variant, settings, data.num_classes, seed)
+        result = common.train_classifier(
+            model,
+            data,
+            steps=settings.prelu_steps,
+            learning_rate=settings.prelu_learning_rate,
+            batch_size=settings.batch_size,
+            weight_decay=settings.weight_decay,
+            image_size=settings.image_size,
+            seed=seed,
+            test_views=common.TEN_VIEW,
+        )
+        result["slopes"] = common.prelu_slopes(model)
+        # The single centre view as well, to show what the 10 views add.
+        if result["diverged"]:
+            result["center_top1_error"] = result["center_top5_error"] = math.nan
+        else:
+            result["center_top1_error"], result["center_top5_error"] = common.evaluate_classifier(
+                model,
+                common.center_crop(data.val_images, settings.image_size),
+                data.val_labels,
+            )
+        del model
+        keras.backend.clear_session()
+        return result
+
     for seed in settings.seeds:
         for variant in VARIANTS:
-            model = build(variant, settings, data.num_classes, seed)
-            result = common.train_classifier(
-                model,
-                data,
-                steps=settings.prelu_steps,
-                learning_rate=settings.prelu_learning_rate,
-                batch_size=settings.batch_size,
-                weight_decay=settings.weight_decay,
-                image_size=settings.image_size,
-                seed=seed,
-                test_views=common.TEN_VIEW,
+            call = builder_call(variant, settings, seed)
+            result = resumable_run(
+                folder,
+                f"{variant}_seed{seed}",
+                functools.partial(train, variant, seed),
+                settings=settings,
+                quick=quick,
+                builder_call=call,
             )
             result["seed"] = seed
-            result["builder_call"] = builder_call(variant, settings, seed)
-            result["slopes"] = common.prelu_slopes(model)
-            # The single centre view as well, to show what the 10 views add.
-            if result["diverged"]:
-                result["center_top1_error"] = result["center_top5_error"] = math.nan
-            else:
-                result["center_top1_error"], result["center_top5_error"] = (
-                    common.evaluate_classifier(
-                        model,
-                        common.center_crop(data.val_images, settings.image_size),
-                        data.val_labels,
-                    )
-                )
+            result["builder_call"] = call
             runs[variant].append(result)
             print(
                 f"[prelu] {variant} seed {seed}: 10-view top-1 {result['top1_error']:.3f} "
@@ -143,8 +159,6 @@ def run(
                 f"{result['center_top1_error']:.3f} ({result['seconds']:.0f} s)",
                 flush=True,
             )
-            del model
-            keras.backend.clear_session()
     summary = {
         "errors_in_percent": True,
         "test_views": common.TEN_VIEW,
@@ -161,6 +175,7 @@ def run(
         **provenance(settings, quick),
     }
     write_json(os.path.join(folder, "summary.json"), summary)
+    finish_runs(folder)
     plot(summary, output_dir)
     report(summary, output_dir)
     return summary

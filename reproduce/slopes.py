@@ -11,6 +11,7 @@ and no weight decay, as in the paper (`CaffeSGD` with the model's exclusions). W
 
 from __future__ import annotations
 
+import functools
 import os
 
 import keras
@@ -18,7 +19,16 @@ import numpy as np
 
 from rectifier_zoo import paper
 from reproduce import common, prelu
-from reproduce.output import made_by, provenance, pyplot, study_folder, write_json, write_lines
+from reproduce.output import (
+    finish_runs,
+    made_by,
+    provenance,
+    pyplot,
+    resumable_run,
+    study_folder,
+    write_json,
+    write_lines,
+)
 from reproduce.settings import StudySettings, settings_for
 
 STUDY = "slopes"
@@ -63,33 +73,46 @@ def run(
         data_dir,
     )
     trace_every = max(settings.slopes_steps // TRACE_POINTS, 1)
+
+    def train(variant: str, seed: int) -> dict:
+        model = prelu.build(variant, settings, data.num_classes, seed)
+        result = common.train_classifier(
+            model,
+            data,
+            steps=settings.slopes_steps,
+            learning_rate=settings.prelu_learning_rate,
+            batch_size=settings.batch_size,
+            weight_decay=settings.weight_decay,
+            image_size=settings.image_size,
+            seed=seed,
+            trace=common.prelu_slopes,
+            trace_every=trace_every,
+        )
+        del model
+        keras.backend.clear_session()
+        return result
+
     slopes, calls = {}, []
     for variant in VARIANTS:
         runs = []
         for seed in settings.slopes_seeds:
-            model = prelu.build(variant, settings, data.num_classes, seed)
-            result = common.train_classifier(
-                model,
-                data,
-                steps=settings.slopes_steps,
-                learning_rate=settings.prelu_learning_rate,
-                batch_size=settings.batch_size,
-                weight_decay=settings.weight_decay,
-                image_size=settings.image_size,
-                seed=seed,
-                trace=common.prelu_slopes,
-                trace_every=trace_every,
+            call = prelu.builder_call(variant, settings, seed)
+            result = resumable_run(
+                folder,
+                f"{variant}_seed{seed}",
+                functools.partial(train, variant, seed),
+                settings=settings,
+                quick=quick,
+                builder_call=call,
             )
             runs.append(result)
-            calls.append(prelu.builder_call(variant, settings, seed))
+            calls.append(call)
             print(
                 f"[slopes] {variant} seed {seed}: top-1 {result['top1_error']:.3f}, slopes "
                 + " ".join(f"{v:.2f}" for v in result["trace"][-1].values())
                 + f" ({result['seconds']:.0f} s)",
                 flush=True,
             )
-            del model
-            keras.backend.clear_session()
         slopes[variant] = _variant_slopes(runs)
     summary = {
         "slopes": slopes,
@@ -100,6 +123,7 @@ def run(
         **provenance(settings, quick),
     }
     write_json(os.path.join(folder, "summary.json"), summary)
+    finish_runs(folder)
     plot(summary, output_dir)
     report(summary, output_dir)
     return summary
