@@ -291,9 +291,9 @@ def report(summary: dict, output_dir: str) -> None:
         last_quarter = trace[-1] - trace[-1 - len(trace) // 4]
         errors = ", ".join(f"{100 * e:.1f}%" for e in s["top1_error_per_seed"])
         lines.append(
-            f"- {prelu.VARIANT_LABELS[variant]} (top-1 error {errors}): row means conv1 "
-            f"{rows['conv1']:.3f}, conv2x {rows['conv2']:.3f}, conv3x {rows['conv3']:.3f}, fc1 "
-            f"{rows['fc1']:.3f}, fc2 {rows['fc2']:.3f}. Table 1's pattern, seed by seed: "
+            f"- {prelu.VARIANT_LABELS[variant]} (centre-crop top-1 error {errors}): row means "
+            f"conv1 {rows['conv1']:.3f}, conv2x {rows['conv2']:.3f}, conv3x {rows['conv3']:.3f}, "
+            f"fc1 {rows['fc1']:.3f}, fc2 {rows['fc2']:.3f}. Table 1's pattern, seed by seed: "
             f"{checks}. Moved from {initial} by at most "
             f"{np.max(np.abs(trace[-1] - initial)):.3f}, in the last quarter of the steps by at "
             f"most {np.max(np.abs(last_quarter)):.3f}."
