@@ -127,6 +127,43 @@ def test_train_classifier_traces_the_model_every_k_steps():
         )  # fmt: skip
 
 
+def test_train_classifier_decays_kernels_only_and_moves_slopes_like_weights(monkeypatch):
+    # Sec. 2.1: the slopes get the weights' learning rate and momentum and no weight decay.
+    from rectifier_zoo.layers import PReLU
+
+    made = []
+
+    class Recorded(common.CaffeSGD):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(common, "CaffeSGD", Recorded)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((4, 4, 3)),
+            keras.layers.Conv2D(4, 2, name="conv1"),
+            PReLU(name="prelu1"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax", name="fc"),
+        ]
+    )
+    common.train_classifier(
+        model, _data(), steps=3, learning_rate=0.05, batch_size=8, weight_decay=5e-4,
+        image_size=4, seed=0,
+    )  # fmt: skip
+    (optimizer,) = made
+    decayed = {v.path: optimizer._use_weight_decay(v) for v in model.trainable_variables}
+    assert [path for path, d in decayed.items() if d] == [
+        f"{model.name}/conv1/kernel",
+        f"{model.name}/fc/kernel",
+    ], decayed
+    assert optimizer.momentum == 0.9 and float(optimizer.learning_rate) == pytest.approx(0.05)
+    # One rate and one momentum for every variable: the slope moved.
+    assert float(np.mean(model.get_layer("prelu1").get_weights()[0])) != pytest.approx(0.25)
+
+
 def test_train_classifier_rejects_unknown_views():
     with pytest.raises(ValueError, match="test_views"):
         common.train_classifier(
