@@ -87,6 +87,42 @@ def build(variant: str, settings: StudySettings, num_classes: int, seed: int = 0
     )
 
 
+def load_data(settings: StudySettings, data_dir: str | None) -> common.InMemoryData:
+    """The study's synthetic set (`prelu_difficulty`), stored at S for `image_size` crops."""
+    return common.load_synthetic(
+        settings.image_size,
+        settings.prelu_difficulty,
+        settings.train_images,
+        settings.val_images,
+        data_dir,
+    )
+
+
+def train(
+    model: keras.Model,
+    data: common.InMemoryData,
+    settings: StudySettings,
+    seed: int,
+    steps: int,
+    **kwargs,
+) -> dict:
+    """`steps` of the study's recipe (its learning rate, batch, decay and crops) on `model`.
+
+    `kwargs` go to `common.train_classifier` (`test_views`, `trace`, ...).
+    """
+    return common.train_classifier(
+        model,
+        data,
+        steps=steps,
+        learning_rate=settings.prelu_learning_rate,
+        batch_size=settings.batch_size,
+        weight_decay=settings.weight_decay,
+        image_size=settings.image_size,
+        seed=seed,
+        **kwargs,
+    )
+
+
 def run(
     output_dir: str,
     quick: bool = False,
@@ -103,27 +139,13 @@ def run(
     """
     settings = settings_for(quick, settings)
     folder = study_folder(output_dir, STUDY)
-    data = common.load_synthetic(
-        settings.image_size,
-        settings.prelu_difficulty,
-        settings.train_images,
-        settings.val_images,
-        data_dir,
-    )
+    data = load_data(settings, data_dir)
     runs = {variant: [] for variant in VARIANTS}
 
-    def train(variant: str, seed: int) -> dict:
+    def one_run(variant: str, seed: int) -> dict:
         model = build(variant, settings, data.num_classes, seed)
-        result = common.train_classifier(
-            model,
-            data,
-            steps=settings.prelu_steps,
-            learning_rate=settings.prelu_learning_rate,
-            batch_size=settings.batch_size,
-            weight_decay=settings.weight_decay,
-            image_size=settings.image_size,
-            seed=seed,
-            test_views=common.TEN_VIEW,
+        result = train(
+            model, data, settings, seed, settings.prelu_steps, test_views=common.TEN_VIEW
         )
         result["slopes"] = common.prelu_slopes(model)
         # The single centre view as well, to show what the 10 views add.
@@ -145,7 +167,7 @@ def run(
             result = resumable_run(
                 folder,
                 f"{variant}_seed{seed}",
-                functools.partial(train, variant, seed),
+                functools.partial(one_run, variant, seed),
                 settings=settings,
                 quick=quick,
                 builder_call=call,

@@ -65,26 +65,17 @@ def run(
     """
     settings = settings_for(quick, settings)
     folder = study_folder(output_dir, STUDY)
-    data = common.load_synthetic(
-        settings.image_size,
-        settings.prelu_difficulty,
-        settings.train_images,
-        settings.val_images,
-        data_dir,
-    )
+    data = prelu.load_data(settings, data_dir)
     trace_every = max(settings.slopes_steps // TRACE_POINTS, 1)
 
-    def train(variant: str, seed: int) -> dict:
+    def one_run(variant: str, seed: int) -> dict:
         model = prelu.build(variant, settings, data.num_classes, seed)
-        result = common.train_classifier(
+        result = prelu.train(
             model,
             data,
-            steps=settings.slopes_steps,
-            learning_rate=settings.prelu_learning_rate,
-            batch_size=settings.batch_size,
-            weight_decay=settings.weight_decay,
-            image_size=settings.image_size,
-            seed=seed,
+            settings,
+            seed,
+            settings.slopes_steps,
             trace=common.prelu_slopes,
             trace_every=trace_every,
         )
@@ -100,7 +91,7 @@ def run(
             result = resumable_run(
                 folder,
                 f"{variant}_seed{seed}",
-                functools.partial(train, variant, seed),
+                functools.partial(one_run, variant, seed),
                 settings=settings,
                 quick=quick,
                 builder_call=call,
