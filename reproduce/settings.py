@@ -117,7 +117,8 @@ class StudySettings:
 
 
 QUICK_SETTINGS = StudySettings()
-# Not run yet: the step counts are guesses from the quick runs (3x their images per epoch).
+# The prelu study was run at these sizes (4119 s); init and slopes not yet (guesses from the
+# quick runs, 3x their images per epoch).
 FULL_SETTINGS = StudySettings(
     init_steps=(1000, 4000),
     prelu_steps=4000,
