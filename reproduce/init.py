@@ -197,7 +197,7 @@ def run(
     stats_labels = rng.integers(0, data.num_classes, len(stats_images))
     del stats_data
 
-    def train(call: dict, depth: int, seed: int) -> dict:
+    def one_run(call: dict, depth: int, seed: int) -> dict:
         # Dropout off: the study is about the start of training, and dropout only slows the
         # few hundred steps we can afford. Softmax output, as the trainer's step needs.
         model = build(call, data.num_classes, dropout=0.0)
@@ -235,7 +235,7 @@ def run(
                 result = resumable_run(
                     folder,
                     f"depth{depth}_{init}_seed{seed}",
-                    functools.partial(train, call, depth, seed),
+                    functools.partial(one_run, call, depth, seed),
                     settings=settings,
                     quick=quick,
                     builder_call=call,
