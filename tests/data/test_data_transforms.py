@@ -160,6 +160,14 @@ def test_pca_lighting_matches_numpy_formula():
     assert np.all(np.abs(offset) < 30)
 
 
+def test_per_channel_add_equals_broadcasting():
+    # Non-square, non-constant: a mix-up of rows, columns or channels would show.
+    image = np.random.default_rng(0).uniform(0, 255, (5, 7, 3)).astype(np.float32)
+    offset = np.array([-40.5, 3.25, 17.0], np.float32)
+    out = data.transforms._add_per_channel(tf.constant(image), tf.constant(offset)).numpy()
+    np.testing.assert_array_equal(out, image + offset)
+
+
 def test_color_jitter_stays_in_range():
     image = tf.constant(testing.smooth_image(1, 16, 16), tf.float32)
     out = data.transforms.color_jitter(image, tf.constant([1, 1]), 0.4).numpy()
