@@ -6,30 +6,7 @@ import platform
 import statistics
 import time
 
-
-def cpu_info(cpuinfo: str | None = None) -> dict:
-    """The CPU's model name and whether it has AMX (the `amx_*` flags of /proc/cpuinfo): the
-    two facts a figure on this CPU means nothing without. `cpuinfo` is /proc/cpuinfo's text
-    (read when None)."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
-            cpuinfo = ""
-    cpu, flags = platform.processor() or platform.machine(), []
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and value.strip():
-            cpu = value.strip()
-        elif key.strip() == "flags" and not flags:
-            flags = value.split()
-    return {"cpu": cpu, "amx": any(flag.startswith("amx") for flag in flags)}
-
-
-def cpu_label(info: dict) -> str:
-    """'<model>, AMX' or '<model>, no AMX', for printed tables."""
-    return f"{info['cpu']}, {'AMX' if info.get('amx') else 'no AMX'}"
+from rectifier_zoo.machine import cpu_info, cpu_label  # noqa: F401 (the benchmarks' names)
 
 
 def machine_info() -> dict:

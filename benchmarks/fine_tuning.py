@@ -24,13 +24,12 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from common import emit_json, machine_info  # noqa: E402
+from common import cpu_info, cpu_label, emit_json, machine_info  # noqa: E402
 
 from rectifier_zoo.data import testing  # noqa: E402
 from rectifier_zoo.train import loop, recipes, run_dir  # noqa: E402
@@ -40,16 +39,6 @@ VARIANTS = {
     "finetune_all": {"freeze": "none"},  # + init_weights
     "finetune_top": {"freeze": "trunk"},  # + init_weights
 }
-
-
-def cpu_model() -> str:
-    """`lscpu`'s model name (the CPU, as the brief of every timing names it)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        lines = out.splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if "Model name" in line)
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return machine_info()["cpu"]
 
 
 def digits_subset(root: str, classes: int) -> str:
@@ -152,7 +141,7 @@ def main() -> None:
         }
         for name, rows in results.items()
     }
-    print(f"\nCPU: {cpu_model()} ({os.cpu_count()} cores)")
+    print(f"\nCPU: {cpu_label(cpu_info())} ({os.cpu_count()} cores)")
     for name, mean in means.items():
         print(
             f"{name:13s} mean val top-1 error {mean['mean_val_top1_error']:.4f} over seeds "
@@ -176,7 +165,7 @@ def main() -> None:
             "seeds": results,
             "means": means,
             "total_seconds": round(time.perf_counter() - started, 1),
-            "cpu": cpu_model(),
+            "cpu": cpu_label(cpu_info()),
             "machine": machine_info(),
             "command": "python benchmarks/fine_tuning.py "
             + " ".join(

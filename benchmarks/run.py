@@ -187,10 +187,11 @@ def summarize(raw: dict, quick: bool) -> dict:
 
 
 def markdown(result: dict) -> str:
+    from common import cpu_label
+
     machine = result["machine"]
-    amx = {True: "AMX", False: "no AMX"}.get(machine.get("amx"), "AMX unknown")
     lines = [
-        f"Measured {result['date']} on {machine['cpu']} ({amx}, {machine['cores']} cores"
+        f"Measured {result['date']} on {cpu_label(machine)} ({machine['cores']} cores"
         f"{', GPU ' + machine['gpu'] if machine.get('gpu') else ', no GPU'}), TensorFlow "
         f"{machine.get('tensorflow', '-')}, Keras {machine['keras']}"
         f"{' (--quick)' if result['quick'] else ''}, by `python benchmarks/run.py"
@@ -229,11 +230,18 @@ def update_readme(table: str, path: str = README) -> None:
         f.write(f"{head}{START}\n{table}\n{END}{tail}")
 
 
-def latest_result() -> str:
-    files = sorted(glob.glob(os.path.join(RESULTS, "*.json")), key=os.path.getmtime)
-    if not files:
-        raise SystemExit(f"No results in {RESULTS}: run python benchmarks/run.py first")
-    return files[-1]
+def latest_result() -> dict:
+    """The newest run.py result in RESULTS, by its own date (a checkout's file times say
+    nothing). The other benchmarks' files there (gpu_jax, evaluation, ...) are not run.py's."""
+    results = []
+    for path in glob.glob(os.path.join(RESULTS, "*.json")):
+        with open(path) as f:
+            result = json.load(f)
+        if isinstance(result, dict) and {"date", "targets", "machine"} <= set(result):
+            results.append(result)
+    if not results:
+        raise SystemExit(f"No run.py results in {RESULTS}: run python benchmarks/run.py first")
+    return max(results, key=lambda result: result["date"])
 
 
 def parse_extra(items: list) -> dict:
@@ -264,8 +272,7 @@ def main() -> None:
     args = parser.parse_args()
     extra = parse_extra(args.extra)
     if args.readme_only:
-        with open(latest_result()) as f:
-            update_readme(markdown(json.load(f)))
+        update_readme(markdown(latest_result()))
         return
     names = [n for n in args.only.split(",") if n]
     unknown = sorted(set(names) - set(BENCHMARKS))

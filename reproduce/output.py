@@ -24,14 +24,18 @@ def study_folder(output_dir: str, study: str) -> str:
 
 
 def provenance(settings, quick: bool) -> dict:
-    """The fields every summary carries: the settings, the machine, the versions, the date."""
+    """The fields every summary carries: the settings, the machine (the CPU by `cpu_info`), the
+    versions, the date."""
     import keras
     import tensorflow as tf
+
+    from rectifier_zoo.machine import cpu_info
 
     return {
         "quick": quick,
         "settings": dataclasses.asdict(settings),
         "machine": {
+            **cpu_info(),
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),

@@ -66,12 +66,35 @@ def test_quick_says_too_noisy_when_the_spread_covers_the_target():
     assert "| 0.900 | ±8% | >= 0.95 | too noisy to judge |" in table
 
 
-def test_cpu_info_names_the_model_and_amx():
-    text = "model name\t: Intel Xeon Platinum 8480+\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n"
-    assert common.cpu_info(text) == {"cpu": "Intel Xeon Platinum 8480+", "amx": True}
-    text = "model name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_bf16\n"
-    assert common.cpu_info(text) == {"cpu": "AMD EPYC", "amx": False}
-    assert common.cpu_label({"cpu": "AMD EPYC", "amx": False}) == "AMD EPYC, no AMX"
+def test_cpu_info_names_the_model_and_its_vector_units():
+    xeon = (
+        "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n"
+        "model name\t: Intel Xeon Platinum 8480+\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n"
+        "\nprocessor\t: 1\nmodel name\t: another\nflags\t\t: fpu\n"
+    )
+    assert common.cpu_info(xeon) == {
+        "cpu": "Intel Xeon Platinum 8480+",
+        "cpu_family": 6,
+        "cpu_model": 143,
+        "avx512": True,
+        "amx": True,
+    }
+    # A VM's "AMD EPYC" is Zen 3 (family 25 model 1, AVX2) or Zen 4 (model 17, AVX-512).
+    zen3 = "cpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2\n"
+    info = common.cpu_info(zen3)
+    assert info == {
+        "cpu": "AMD EPYC",
+        "cpu_family": 25,
+        "cpu_model": 1,
+        "avx512": False,
+        "amx": False,
+    }
+    assert common.cpu_label(info) == "AMD EPYC (family 25 model 1), no AVX-512, no AMX"
+    # Older results record less: what is not known is not guessed.
+    assert common.cpu_label({"cpu": "x86_64", "amx": True}) == "x86_64, AMX"
+    assert common.cpu_label({"cpu": "x86_64"}) == "x86_64, AMX unknown"
+    unknown = common.cpu_info("")
+    assert unknown["cpu_family"] is None and unknown["avx512"] is False and unknown["cpu"]
 
 
 def test_ratio_range_and_spread():

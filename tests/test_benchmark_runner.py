@@ -69,3 +69,26 @@ def test_targets_are_one_table_that_run_reads():
     assert runner.describe("input_pipeline.fused_vs_unfused").endswith("retired)")
     assert runner.TARGETS["serving.large_jpeg_vs_decode"].met(0.6)
     assert not runner.TARGETS["evaluation.dense_vs_crops"].met(4.9)
+
+
+def test_readme_table_comes_from_the_newest_run_py_result(tmp_path, monkeypatch):
+    import json
+
+    older = runner.summarize(RAW, quick=False)
+    older["date"] = "2026-11-26T16:39:58+00:00"
+    newer = dict(older, date="2026-12-03T10:00:00+00:00", quick=True)
+    # Named and timed to mislead: the newest file by name and time is another benchmark's.
+    for name, payload in [
+        ("2026-12-03-vm.json", newer),
+        ("2026-12-04-vm.json", older),
+        ("2026-12-05-gpu_jax.json", {"benchmark": "gpu_jax", "steps": {}}),
+    ]:
+        (tmp_path / name).write_text(json.dumps(payload))
+    monkeypatch.setattr(runner, "RESULTS", str(tmp_path))
+    assert runner.latest_result()["date"] == newer["date"]
+    assert "(--quick)" in runner.markdown(runner.latest_result())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(runner, "RESULTS", str(empty))
+    with pytest.raises(SystemExit, match="No run.py results"):
+        runner.latest_result()

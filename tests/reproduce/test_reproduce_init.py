@@ -155,6 +155,8 @@ def test_smoke_init_study(smoke_results):
         assert (folder / name).stat().st_size > 0, name
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["quick"] is True
+    # The CPU, so that runs on two machines can be told apart and compared.
+    assert {"cpu", "cpu_family", "cpu_model", "avx512", "amx"} <= set(summary["machine"])
     assert summary["ln_classes"] == pytest.approx(math.log(10))
     # The smoke depth is 22: Fig. 2's Model B, built at the settings' width and input size.
     assert summary["depths"] == {"22": {"architecture": "model_b", "figure": "Fig. 2"}}
