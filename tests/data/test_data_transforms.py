@@ -148,6 +148,23 @@ def test_random_flip_mirrors_about_half_the_time():
     assert 70 <= flipped <= 130
 
 
+def test_train_transform_flips_the_same_crop():
+    # The flip comes after the resize: a flipped output is the mirror of the unflipped crop.
+    encoded = tf.constant(testing.encode_jpeg(testing.smooth_image(3, 60, 80)))
+    kept = data.TransformConfig(crop_size=32, min_scale=36, max_scale=64, flip=False)
+    flipping = data.TransformConfig(crop_size=32, min_scale=36, max_scale=64, flip=True)
+    mirrored = 0
+    for s in range(16):
+        seed = tf.constant([2, s])
+        plain = data.train_transform(encoded, seed, kept).numpy()
+        out = data.train_transform(encoded, seed, flipping).numpy()
+        if np.allclose(out, plain[:, ::-1], atol=1e-3) and not np.allclose(out, plain):
+            mirrored += 1
+        else:
+            np.testing.assert_allclose(out, plain, atol=1e-3)
+    assert 3 <= mirrored <= 13
+
+
 def test_pca_lighting_matches_numpy_formula():
     image = tf.fill([4, 4, 3], 128.0)
     seed = tf.constant([5, 6])
