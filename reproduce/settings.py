@@ -117,10 +117,14 @@ class StudySettings:
 
 
 QUICK_SETTINGS = StudySettings()
-# The prelu study was run at these sizes (4119 s); init and slopes not yet (guesses from the
-# quick runs, 3x their images per epoch).
+# The prelu study was run at these sizes (4119 s); the init study is being run in pieces
+# (its finished runs in results/reproduce/init/runs/); slopes not yet (3x the quick runs'
+# images per epoch).
 FULL_SETTINGS = StudySettings(
-    init_steps=(1000, 4000),
+    # 30 layers: at lr 0.0025 the MSRA nets sit at ln(classes) for 100-900 steps before they
+    # leave it; in 1000 steps fan-in seeds 2 and 3 had only begun (final 2.277, 2.172; the
+    # other six MSRA runs of seeds 0-3 0.79-1.55, Xavier 2.302-2.303 in all four).
+    init_steps=(2000, 4000),
     # The paper's 0.01 at batch 128, scaled to batch 32, at both depths. The quick 30-layer
     # runs' 0.005 was on the edge at this size: MSRA fan-out seed 0 left ln(classes) near step
     # 75 and fell back to it for good (final 2.297); at 0.0025 it converged (0.875, fan-in
