@@ -30,6 +30,8 @@ import rectifier_zoo  # noqa: E402
 
 TOP_OPS = 8  # the slowest single ops listed per model and precision
 
+XLA_EVENT = "CpuExecutable::ExecuteAsyncOnStream"
+
 # First match wins: the optimizer's and the loss's ops by name scope, the rest by op type.
 KINDS = (
     ("optimizer", lambda name, op: name.startswith(("sgd/", "SGD/"))),
@@ -44,7 +46,9 @@ KINDS = (
 
 
 def kind_of(event_name: str) -> str:
-    """The kind of an executor op event named "<node name>:<op type>"."""
+    """The kind of an executor op event named "<node name>:<op type>", or "xla"."""
+    if event_name == XLA_EVENT:
+        return "xla"
     name, _, op = event_name.rpartition(":")
     for kind, matches in KINDS:
         if matches(name, op):
@@ -67,14 +71,15 @@ def op_seconds(xspace: bytes) -> collections.Counter:
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name
                 # The executor's spans ("ExecutorState::Process") enclose the op events and
-                # would count every op twice.
-                if ":" in name and "::" not in name:
+                # would count every op twice. An XLA kernel (PReLU's fused training pass) is
+                # not an op event: it shows as one run of a compiled executable.
+                if (":" in name and "::" not in name) or name == XLA_EVENT:
                     totals[name] += event.duration_ps * 1e-12
     return totals
 
 
 def by_kind(seconds: dict) -> dict:
-    """Op seconds summed by kind (`KINDS`, then "other")."""
+    """Op seconds summed by kind (`KINDS`, "xla", then "other")."""
     totals = collections.Counter()
     for name, value in seconds.items():
         totals[kind_of(name)] += value
@@ -119,7 +124,7 @@ def main() -> None:
             per_op[f"{name}/{policy}"] = profile(step, args.steps)
             keras.backend.clear_session()
     rows = {key: by_kind(seconds) for key, seconds in per_op.items()}
-    kinds = [kind for kind, _ in KINDS] + ["other"]
+    kinds = [kind for kind, _ in KINDS] + ["xla", "other"]
     print(f"op ms per step on {cpu_label(machine)} ({args.input_size}px, batch {args.batch_size})")
     print(f"{'kind':12s}" + "".join(f"{key:>26s}" for key in rows))
     for kind in kinds + ["total"]:

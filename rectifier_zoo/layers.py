@@ -1,6 +1,9 @@
 """The paper's layers: PReLU and spatial pyramid pooling.
 
-Only `keras` and `keras.ops` are used here, so both layers run under every Keras backend.
+Only `keras` and `keras.ops` are used here, so both layers run under every Keras backend. One
+exception, for speed: on the TensorFlow backend a training call of `PReLU` runs the fused XLA
+kernels of `rectifier_zoo.fused` (imported only then); its inference calls, and so every
+export, use the portable ops.
 """
 
 from collections.abc import Sequence
@@ -102,12 +105,16 @@ class PReLU(keras.layers.Layer):
             trainable=True,
         )
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         slope = self.negative_slope
         if self._broadcast_shape is not None:
             slope = ops.reshape(slope, self._broadcast_shape)
-        # relu(y) + a * min(y, 0): two cheap element-wise passes that backends fuse; the gradient
-        # w.r.t. `a` is min(y, 0) summed over the broadcast axes, as in the paper's Eqns. 2-4.
+        if training and keras.backend.backend() == "tensorflow":
+            from rectifier_zoo import fused  # TensorFlow only: fused XLA kernels for training
+
+            return fused.prelu(inputs, ops.cast(slope, inputs.dtype))
+        # relu(y) + a * min(y, 0): element-wise passes that XLA backends (JAX) fuse; the
+        # gradient w.r.t. `a` is min(y, 0) summed over the broadcast axes (Eqns. 2-4).
         return ops.relu(inputs) + slope * ops.minimum(inputs, 0)
 
     def compute_output_shape(self, input_shape):
@@ -214,10 +221,15 @@ class SpatialPyramidPooling(keras.layers.Layer):
         height, width, channels = shape[1], shape[2], inputs.shape[-1]
         pooled = []
         for n in self.levels:
-            rows = [ops.max(inputs[:, a:b], axis=1) for a, b in spp_bins(height, n)]
-            rows = ops.stack(rows, axis=1)  # (batch, n, width, channels)
-            bins = [ops.max(rows[:, :, a:b], axis=2) for a, b in spp_bins(width, n)]
-            bins = ops.stack(bins, axis=2)  # (batch, n, n, channels)
+            if isinstance(height, int) and isinstance(width, int) and not height % n + width % n:
+                # Equal bins that tile the map (7x7, 2x2 and 1x1 on a 14x14 map): one max pool.
+                window = (height // n, width // n)
+                bins = ops.max_pool(inputs, window, window, data_format="channels_last")
+            else:
+                rows = [ops.max(inputs[:, a:b], axis=1) for a, b in spp_bins(height, n)]
+                rows = ops.stack(rows, axis=1)  # (batch, n, width, channels)
+                bins = [ops.max(rows[:, :, a:b], axis=2) for a, b in spp_bins(width, n)]
+                bins = ops.stack(bins, axis=2)  # (batch, n, n, channels)
             pooled.append(ops.reshape(bins, (-1, n * n * channels)))
         return ops.concatenate(pooled, axis=-1) if len(pooled) > 1 else pooled[0]
 

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 from helpers import assert_config_round_trip, assert_saved_model_round_trip
+from keras.src import testing as keras_testing
 
 import rectifier_zoo
 from rectifier_zoo import PReLU, SpatialPyramidPooling
@@ -20,7 +21,7 @@ def _inputs(shape, seed=0):
     return x.astype("float32")
 
 
-def _prelu_grads(layer, x, upstream):
+def _prelu_grads(layer, x, upstream, training=False):
     """(dx, da) of sum(layer(x) * upstream), with the backend's own autodiff."""
     if BACKEND == "tensorflow":
         import tensorflow as tf
@@ -28,14 +29,14 @@ def _prelu_grads(layer, x, upstream):
         x = tf.constant(x)
         with tf.GradientTape() as tape:
             tape.watch(x)
-            loss = tf.reduce_sum(layer(x) * upstream)
+            loss = tf.reduce_sum(layer(x, training=training) * upstream)
         dx, da = tape.gradient(loss, [x, layer.negative_slope.value])
     elif BACKEND == "jax":
         import jax
         import jax.numpy as jnp
 
         def loss(slope, inputs):
-            outputs, _ = layer.stateless_call([slope], [], inputs)
+            outputs, _ = layer.stateless_call([slope], [], inputs, training=training)
             return jnp.sum(outputs * upstream)
 
         da, dx = jax.grad(loss, argnums=(0, 1))(layer.negative_slope.value, jnp.asarray(x))
@@ -54,8 +55,9 @@ PRELU_CASES = [
 ]
 
 
+@pytest.mark.parametrize("training", [False, True])  # True: the fused kernels on TensorFlow
 @pytest.mark.parametrize("shape, shared, data_format, axis", PRELU_CASES)
-def test_prelu_forward_and_gradients_match_numpy(shape, shared, data_format, axis):
+def test_prelu_forward_and_gradients_match_numpy(shape, shared, data_format, axis, training):
     layer = PReLU(channel_shared=shared, data_format=data_format)
     x = _inputs(shape)
     layer.build(shape)
@@ -68,15 +70,71 @@ def test_prelu_forward_and_gradients_match_numpy(shape, shared, data_format, axi
     a = slopes if shared else np.expand_dims(slopes, [d for d in range(len(shape)) if d != axis])
 
     expected = np.maximum(x, 0) + a * np.minimum(x, 0)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), expected, rtol=1e-6)
+    outputs = keras.ops.convert_to_numpy(layer(x, training=training))
+    np.testing.assert_allclose(outputs, expected, rtol=1e-6)
 
     upstream = _inputs(shape, seed=1)
-    dx, da = _prelu_grads(layer, x, upstream)
+    dx, da = _prelu_grads(layer, x, upstream, training)
     np.testing.assert_allclose(dx, upstream * np.where(x > 0, 1.0, a), rtol=1e-6)
     contribution = upstream * np.minimum(x, 0)
     reduce_axes = tuple(d for d in range(len(shape)) if d != axis)
     expected_da = contribution.sum() if shared else contribution.sum(axis=reduce_axes)
     np.testing.assert_allclose(da, expected_da, rtol=1e-5)
+
+
+@pytest.mark.tf_only
+@pytest.mark.parametrize("shape, shared, data_format, axis", PRELU_CASES)
+def test_prelu_fused_training_pass_equals_the_portable_ops_in_bfloat16(
+    shape, shared, data_format, axis
+):
+    # The fused kernels (training on TensorFlow) against the portable formula (inference), on
+    # the same bf16 inputs: the same output and input gradient bit for bit (the same products);
+    # the slope's gradient, summed in float32 by the fused kernel, to within bf16 rounding of
+    # the exact sum.
+    layer = PReLU(channel_shared=shared, data_format=data_format, dtype="mixed_bfloat16")
+    layer.build(shape)
+    slope_shape = tuple(layer.negative_slope.shape)
+    layer.negative_slope.assign(
+        np.linspace(-0.3, 1.4, num=math.prod(slope_shape)).reshape(slope_shape)
+    )
+    import ml_dtypes
+
+    x = _inputs(shape).astype(ml_dtypes.bfloat16)
+    x[(0,) * len(shape)] = 0.0  # the kink: both sides take the slope's subgradient
+    upstream = _inputs(shape, seed=1)
+    fused, portable = (
+        [layer(x, training=True), *_prelu_grads(layer, x, upstream, training=True)],
+        [layer(x, training=False), *_prelu_grads(layer, x, upstream, training=False)],
+    )
+    for ours, theirs in zip(fused[:2], portable[:2], strict=True):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(keras.ops.cast(ours, "float32")),
+            keras.ops.convert_to_numpy(keras.ops.cast(theirs, "float32")),
+        )
+    axes = tuple(d for d in range(len(shape)) if d != axis)
+    terms = x.astype("float64") * upstream.astype(ml_dtypes.bfloat16).astype("float64") * (x < 0)
+    exact = terms.sum() if shared else terms.sum(axis=axes)
+    np.testing.assert_allclose(fused[2], exact, rtol=2**-7)
+
+
+@pytest.mark.tf_only
+def test_prelu_fuses_only_its_training_pass():
+    # Training calls on TensorFlow run XLA kernels; inference (and so every export, which
+    # traces inference) keeps plain ops that TF Serving, TFLite and ONNX load.
+    import tensorflow as tf
+
+    layer = PReLU()
+    x = _inputs((2, 5, 5, 3))
+
+    def compiled_functions(training):
+        graph = tf.function(lambda t: layer(t, training=training)).get_concrete_function(
+            tf.TensorSpec(x.shape)
+        )
+        library = graph.graph.as_graph_def().library.function
+        return [f for f in library if f.attr["_XlaMustCompile"].b]
+
+    assert compiled_functions(training=True)
+    assert compiled_functions(training=False) == []
 
 
 def test_prelu_accepts_unknown_spatial_size_and_round_trips(tmp_path):
@@ -246,3 +304,43 @@ def test_layers_need_known_channels():
         PReLU().build((None, 4, 4, None))
     with pytest.raises(ValueError, match="needs a known number of channels"):
         SpatialPyramidPooling().build((None, 4, 4, None))
+
+
+class KerasLayerHarnessTest(keras_testing.TestCase):
+    """Keras's own layer checks: build, config and serialization round trip, symbolic and
+    eager calls, masking, a training run (`fit`), mixed precision."""
+
+    def test_prelu(self):
+        for kwargs, shape in [
+            ({}, (2, 4, 5, 3)),
+            ({"channel_shared": True}, (2, 4, 5, 3)),
+            ({"data_format": "channels_first"}, (2, 3, 4, 5)),
+            ({"initial_slope": 0.1}, (2, 6)),
+        ]:
+            self.run_layer_test(
+                PReLU,
+                init_kwargs=kwargs,
+                input_shape=shape,
+                expected_output_shape=shape,
+                expected_num_trainable_weights=1,
+                expected_num_non_trainable_weights=0,
+                expected_num_losses=0,
+                supports_masking=True,
+            )
+
+    def test_spatial_pyramid_pooling(self):
+        for kwargs, shape, width in [
+            ({}, (2, 14, 14, 3), 3 * 63),
+            ({"levels": (6, 3, 2, 1)}, (2, 13, 9, 4), 4 * 50),
+            ({"levels": (2, 1), "data_format": "channels_first"}, (2, 3, 5, 5), 3 * 5),
+        ]:
+            self.run_layer_test(
+                SpatialPyramidPooling,
+                init_kwargs=kwargs,
+                input_shape=shape,
+                expected_output_shape=(shape[0], width),
+                expected_num_trainable_weights=0,
+                expected_num_non_trainable_weights=0,
+                expected_num_losses=0,
+                supports_masking=False,
+            )
