@@ -138,12 +138,13 @@ def test_op_profile_kinds():
     assert op_profile.kind_of("model_a_1/conv1_1/Cast:Cast") == "cast"
     assert op_profile.kind_of("model_a_1/spp_1/MaxPool:MaxPool") == "pool"
     assert op_profile.kind_of("StatelessRandomUniformV2:StatelessRandomUniformV2") == "other"
+    assert op_profile.kind_of("CpuExecutable::ExecuteAsyncOnStream") == "xla"
 
 
 @pytest.mark.tf_only
 def test_op_profile_times_the_ops_of_a_real_step():
-    # The profiler's trace of a model_tiny step: its convs and matmuls are found, each op is
-    # counted once (the executor's enclosing spans are not ops).
+    # The profiler's trace of a model_tiny step: its convs, matmuls and PReLU's XLA kernels
+    # are found, each op is counted once (the executor's enclosing spans are not ops).
     import numpy as np
     import op_profile
 
@@ -159,5 +160,6 @@ def test_op_profile_times_the_ops_of_a_real_step():
     seconds = op_profile.profile(step, 2)
     kinds = op_profile.by_kind(seconds)
     assert kinds["conv"] > 0 and kinds["matmul"] > 0 and kinds["optimizer"] > 0
-    assert not any("::" in name for name in seconds)
+    assert kinds["xla"] > 0
+    assert not any("::" in name for name in seconds if name != op_profile.XLA_EVENT)
     assert any("Conv2DBackpropFilter" in name for name in seconds)
