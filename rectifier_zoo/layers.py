@@ -166,8 +166,11 @@ class SpatialPyramidPooling(keras.layers.Layer):
     fastest, i.e. the flattening of an `(n, n, channels)` array. The order is the same for both
     data formats, so the fully connected layers after it do not depend on the data format.
 
-    Max pooling is separable, so each level first pools row bands (n reductions) and then
-    column bands (n more), instead of n * n window reductions.
+    A level whose bins tile a map of static size equally (n divides both sides: 7, 2 and 1 on
+    14x14) is one max pool. Any other level uses that max pooling is separable: it first pools
+    row bands (n reductions) and then column bands (n more), instead of n * n window
+    reductions. Both give the same values; at exact ties the pool's gradient goes to one of the
+    tied elements, the reductions' is shared among them.
 
     Args:
         levels: the pyramid's bins per side, e.g. `(7, 3, 2, 1)` for Models A/B/C (63 bins)
