@@ -1,9 +1,10 @@
-"""The paper's layers: PReLU and spatial pyramid pooling.
+"""The paper's layers: PReLU, spatial pyramid pooling, and the fc layers' Dense.
 
-Only `keras` and `keras.ops` are used here, so both layers run under every Keras backend. One
+Only `keras` and `keras.ops` are used here, so the layers run under every Keras backend. One
 exception, for speed: on the TensorFlow backend a training call of `PReLU` runs the fused XLA
-kernels of `rectifier_zoo.fused` (imported only then); its inference calls, and so every
-export, use the portable ops.
+kernels of `rectifier_zoo.fused`, and one of `Dense` under mixed precision its matmul with a
+float32 kernel gradient (imported only then); inference calls, and so every export, use the
+portable ops.
 """
 
 from collections.abc import Sequence
@@ -243,3 +244,35 @@ class SpatialPyramidPooling(keras.layers.Layer):
         config = super().get_config()
         config.update({"levels": list(self.levels), "data_format": self.data_format})
         return config
+
+
+@keras.saving.register_keras_serializable(package="rectifier_zoo")
+class Dense(keras.layers.Dense):
+    """`keras.layers.Dense`, the fully connected layer of Models A, B, C (fc6-fc8).
+
+    The same layer, config and weights; one difference, for speed: a training call on the
+    TensorFlow backend under mixed precision (float32 kernel, bf16 or float16 compute) on a
+    rank-2 input takes the kernel's gradient through `rectifier_zoo.fused.dense`. At small
+    batches that gradient is computed in float32 from the same low-precision operands rather
+    than rounded to bf16 and cast, which is both cheaper (Model A's 132M-weight fc1 dominates
+    its bf16 step at batch 8) and no less exact. Every other call is Keras's own.
+    """
+
+    def call(self, inputs, training=None):
+        if (
+            training
+            and keras.backend.backend() == "tensorflow"
+            and self.quantization_mode is None
+            and self.compute_dtype != self.variable_dtype
+            and len(inputs.shape) == 2
+        ):
+            from rectifier_zoo import fused  # TensorFlow only
+
+            # The float32 variable itself, not the copy that Keras's autocasting casts to the
+            # compute dtype: `fused.dense` casts it and returns its gradient in float32.
+            with keras.src.backend.AutocastScope(None):
+                outputs = fused.dense(inputs, self.kernel)
+            if self.bias is not None:
+                outputs = ops.add(outputs, self.bias)
+            return self.activation(outputs) if self.activation is not None else outputs
+        return super().call(inputs, training=training)

@@ -23,7 +23,7 @@ from rectifier_zoo.architectures import (
     get_architecture,
 )
 from rectifier_zoo.checks import check_choice
-from rectifier_zoo.layers import PReLU, SpatialPyramidPooling
+from rectifier_zoo.layers import Dense, PReLU, SpatialPyramidPooling
 
 ACTIVATIONS = ("prelu", "relu")
 POOLINGS = (None, "avg", "max", "spp")
@@ -189,9 +189,7 @@ def build_model(
     if include_top:
         x = SpatialPyramidPooling(architecture.spp_levels, name="spp")(x)
         for index, units in enumerate(architecture.fc_units, start=1):
-            fc = keras.layers.Dense(
-                units, kernel_initializer=fc_init(FC_HIDDEN_STDDEV), name=f"fc{index}"
-            )
+            fc = Dense(units, kernel_initializer=fc_init(FC_HIDDEN_STDDEV), name=f"fc{index}")
             x = rectifier(f"_fc{index}")(fc(x))
             if dropout:
                 x = keras.layers.Dropout(
@@ -199,7 +197,7 @@ def build_model(
                 )(x)
         fc_index = len(architecture.fc_units) + 1
         classifier_init = fc_init(FC_CLASSIFIER_STDDEV)
-        x = keras.layers.Dense(classes, kernel_initializer=classifier_init, name=f"fc{fc_index}")(x)
+        x = Dense(classes, kernel_initializer=classifier_init, name=f"fc{fc_index}")(x)
         # float32 so that the scores are exact under mixed precision too.
         x = keras.layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
     elif pooling == "avg":

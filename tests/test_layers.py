@@ -1,4 +1,5 @@
-"""PReLU and SpatialPyramidPooling against NumPy references, under the active backend."""
+"""PReLU, SpatialPyramidPooling and Dense against NumPy and Keras references, under the active
+backend."""
 
 import math
 
@@ -10,6 +11,7 @@ from keras.src import testing as keras_testing
 
 import rectifier_zoo
 from rectifier_zoo import PReLU, SpatialPyramidPooling
+from rectifier_zoo.layers import Dense
 
 BACKEND = keras.backend.backend()
 
@@ -306,6 +308,68 @@ def test_layers_need_known_channels():
         SpatialPyramidPooling().build((None, 4, 4, None))
 
 
+def _dense_pass(layer, x, upstream, training):
+    """(y, dx, dkernel, dbias) of sum(layer(x) * upstream) on TensorFlow, as float32 NumPy."""
+    import tensorflow as tf
+
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=training)
+        loss = tf.reduce_sum(tf.cast(y, "float32") * upstream)
+    grads = tape.gradient(loss, [x, layer.kernel, layer.bias])
+    return [np.asarray(tf.cast(t, "float32")) for t in [y, *grads]]
+
+
+@pytest.mark.tf_only
+@pytest.mark.parametrize("batch", [3, 32, 33])
+def test_dense_training_pass_under_bfloat16_against_keras_dense(batch):
+    # The same layer as keras.layers.Dense: the same output and input and bias gradients bit for
+    # bit. The kernel's gradient: at batches up to 32 the float32 product of the same bf16
+    # operands (Keras rounds it to bf16), above that Keras's own.
+    import ml_dtypes
+
+    from rectifier_zoo import fused
+
+    ours = Dense(6, activation="relu", dtype="mixed_bfloat16")
+    theirs = keras.layers.Dense(6, activation="relu", dtype="mixed_bfloat16")
+    for layer in (ours, theirs):
+        layer.build((None, 40))
+    theirs.set_weights(ours.get_weights())
+    x = _inputs((batch, 40)).astype(ml_dtypes.bfloat16)
+    upstream = _inputs((batch, 6), seed=1)
+    mine, keras_pass = (_dense_pass(layer, x, upstream, training=True) for layer in (ours, theirs))
+    for index in (0, 1, 3):
+        np.testing.assert_array_equal(mine[index], keras_pass[index])
+    if batch > fused.FLOAT32_KERNEL_GRAD_MAX_BATCH:
+        np.testing.assert_array_equal(mine[2], keras_pass[2])
+        return
+    # d(loss)/d(y) before the ReLU, in bf16 as the backward pass carries it.
+    pre_activation = x.astype("float32") @ ours.kernel.numpy().astype(ml_dtypes.bfloat16).astype(
+        "float32"
+    ) + ours.bias.numpy().astype(ml_dtypes.bfloat16).astype("float32")
+    grad_y = (upstream.astype(ml_dtypes.bfloat16) * (pre_activation > 0)).astype("float32")
+    exact = x.astype("float32").T @ grad_y
+    np.testing.assert_allclose(mine[2], exact, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(keras_pass[2], exact, rtol=2**-8, atol=1e-6)
+    assert not np.array_equal(keras_pass[2], exact)  # Keras's is rounded; ours is not
+
+
+def test_dense_is_keras_dense_outside_bfloat16_training():
+    # float32 training, and inference in every policy: Keras's own call, to the bit.
+    x = _inputs((4, 10))
+    for policy, training in [("float32", True), ("mixed_bfloat16", False)]:
+        ours = Dense(3, dtype=policy)
+        theirs = keras.layers.Dense(3, dtype=policy)
+        ours.build((None, 10))
+        theirs.build((None, 10))
+        theirs.set_weights(ours.get_weights())
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(keras.ops.cast(ours(x, training=training), "float32")),
+            keras.ops.convert_to_numpy(keras.ops.cast(theirs(x, training=training), "float32")),
+        )
+
+
 class KerasLayerHarnessTest(keras_testing.TestCase):
     """Keras's own layer checks: build, config and serialization round trip, symbolic and
     eager calls, masking, a training run (`fit`), mixed precision."""
@@ -343,4 +407,23 @@ class KerasLayerHarnessTest(keras_testing.TestCase):
                 expected_num_non_trainable_weights=0,
                 expected_num_losses=0,
                 supports_masking=False,
+            )
+
+    def test_dense(self):
+        # With a bf16 policy the harness's `fit` trains the fused path on TensorFlow, at a batch
+        # under and over `fused.FLOAT32_KERNEL_GRAD_MAX_BATCH`.
+        for kwargs, shape in [
+            ({"units": 4}, (2, 5)),
+            ({"units": 4, "dtype": "mixed_bfloat16"}, (2, 5)),
+            ({"units": 3, "use_bias": False, "dtype": "mixed_bfloat16"}, (40, 6)),
+        ]:
+            self.run_layer_test(
+                Dense,
+                init_kwargs=kwargs,
+                input_shape=shape,
+                expected_output_shape=(shape[0], kwargs["units"]),
+                expected_num_trainable_weights=1 + kwargs.get("use_bias", True),
+                expected_num_non_trainable_weights=0,
+                expected_num_losses=0,
+                supports_masking=True,
             )
