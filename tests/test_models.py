@@ -192,9 +192,11 @@ def test_mixed_precision_model_outputs_float32_scores():
 @pytest.mark.tf_only
 def test_mixed_precision_training_step_runs_every_heavy_op_in_bfloat16():
     # What stays float32 in a mixed_bfloat16 step must be the variables' casts, the optimizer's
-    # update, the softmax and the loss: every convolution, matmul, PReLU op and pooling
-    # (SPP included), forward and backward, computes in bf16. PReLU's training pass runs as
-    # fused kernels (function calls): their outputs, the slope's gradient too, are bf16.
+    # update, the softmax and the loss, and the fc kernels' gradients at small batches: every
+    # convolution, matmul, PReLU op and pooling (SPP included), forward and backward, computes
+    # in bf16. PReLU's training pass runs as fused kernels (function calls): their outputs, the
+    # slope's gradient too, are bf16. An fc kernel's gradient is a branch (`fused.dense`): one
+    # float32 matmul of the bf16 operands up to batch 32, a bf16 one above.
     import tensorflow as tf
 
     keras.config.set_dtype_policy("mixed_bfloat16")
@@ -220,6 +222,17 @@ def test_mixed_precision_training_step_runs_every_heavy_op_in_bfloat16():
             dtypes.setdefault(op.type, set()).update(t.dtype.name for t in op.outputs)
     assert {"Conv2D", "Conv2DBackpropFilter", "MatMul", "PartitionedCall"} <= set(dtypes)
     assert {t: d for t, d in dtypes.items() if d != {"bfloat16"}} == {}
+    library = {f.signature.name: f for f in graph.as_graph_def().library.function}
+
+    def matmul_dtypes(branch):
+        nodes = library[branch.name].node_def
+        return {tf.dtypes.as_dtype(n.attr["T"].type).name for n in nodes if n.op == "MatMul"}
+
+    branches = [op for op in graph.get_operations() if op.type in {"If", "StatelessIf"}]
+    assert len(branches) == 3  # fc1, fc2, fc3
+    for op in branches:
+        assert matmul_dtypes(op.get_attr("then_branch")) == {"float32"}
+        assert matmul_dtypes(op.get_attr("else_branch")) == {"bfloat16"}
 
 
 def test_registry():
