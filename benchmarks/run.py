@@ -7,8 +7,9 @@
 Each benchmark runs in its own process (so each sets up TensorFlow its own way) and measures its
 comparisons side by side, interleaved, as medians. The figures are gathered into
 `benchmarks/results/<date>-<host>.json` (keys like `prelu_overhead.ours_vs_relu`, see KEYS) and
-`benchmarks/results/<date>-<host>.md`; README.md's "Performance" section, between the
-`<!-- performance:start -->` and `<!-- performance:end -->` markers, is rewritten from that JSON.
+`benchmarks/results/<date>-<host>.md` (`<date>-<host>-2` and on for later runs that day);
+README.md's "Performance" section, between the `<!-- performance:start -->` and
+`<!-- performance:end -->` markers, is rewritten from that JSON.
 The targets are those of `benchmarks/targets.py`; a missed target is reported as missed.
 Every figure comes with its spread over the repetitions where the benchmark gives one
 (`<figure>_range` in its raw JSON: [min, max]); with `--quick` a target inside that spread is
@@ -244,6 +245,16 @@ def latest_result() -> dict:
     return max(results, key=lambda result: result["date"])
 
 
+def result_stem(folder: str, today: str, host: str) -> str:
+    """`<today>-<host>`, or with `-2`, `-3`, ... appended when a run of the same day and host is
+    already there: a second run never overwrites the first."""
+    stem, index = f"{today}-{host}", 1
+    while os.path.exists(os.path.join(folder, f"{stem}.json")):
+        index += 1
+        stem = f"{today}-{host}-{index}"
+    return stem
+
+
 def parse_extra(items: list) -> dict:
     """["training=--input_size 112", ...] -> {"training": ("--input_size", "112")}."""
     extra = {}
@@ -287,7 +298,7 @@ def main() -> None:
         print(f"  done in {raw[name]['wall_seconds']:.0f} s", flush=True)
     result = summarize(raw, args.quick)
     os.makedirs(RESULTS, exist_ok=True)
-    stem = f"{datetime.date.today().isoformat()}-{platform.node() or 'host'}"
+    stem = result_stem(RESULTS, datetime.date.today().isoformat(), platform.node() or "host")
     with open(os.path.join(RESULTS, f"{stem}.json"), "w") as f:
         json.dump(result, f, indent=2)
     table = markdown(result)

@@ -92,3 +92,11 @@ def test_readme_table_comes_from_the_newest_run_py_result(tmp_path, monkeypatch)
     monkeypatch.setattr(runner, "RESULTS", str(empty))
     with pytest.raises(SystemExit, match="No run.py results"):
         runner.latest_result()
+
+
+def test_a_second_run_on_the_same_day_keeps_the_first(tmp_path):
+    assert runner.result_stem(str(tmp_path), "2026-12-04", "vm") == "2026-12-04-vm"
+    (tmp_path / "2026-12-04-vm.json").write_text("{}")
+    assert runner.result_stem(str(tmp_path), "2026-12-04", "vm") == "2026-12-04-vm-2"
+    (tmp_path / "2026-12-04-vm-2.json").write_text("{}")
+    assert runner.result_stem(str(tmp_path), "2026-12-04", "vm") == "2026-12-04-vm-3"
