@@ -58,6 +58,7 @@ KEYS = [
     ("training.model_a_bf16_mfu", ("training", "model_a_bf16_mfu")),
     ("training.model_a_bf16_speedup", ("training", "model_a_bf16_speedup")),
     ("training.vgg19_bf16_speedup", ("training", "vgg19_bf16_speedup")),
+    ("training.model_a_bf16_vs_keras_dense", ("training", "model_a_bf16_vs_keras_dense")),
     ("input_pipeline.fused_vs_unfused", ("input_pipeline", "fused_speedup")),
     ("input_pipeline.fused_vs_keras_layers", ("input_pipeline", "fused_vs_keras_layers")),
     ("input_pipeline.integer_fast_vs_default",

@@ -1,6 +1,6 @@
 """Training-step throughput of Model A against keras.applications.VGG19 and the machine's peak.
 
-    python benchmarks/training.py [--input_size 224] [--batch_size 8] [--repeats 5] [--quick]
+    python benchmarks/training.py [--input_size 224] [--batch_size 8] [--repeats 11] [--quick]
 
 In one process, interleaved, median of the repetitions:
 - a training step (SGD + momentum) of Model A (PReLU) and of `keras.applications.VGG19`, same
@@ -9,6 +9,9 @@ In one process, interleaved, median of the repetitions:
 - Model A and VGG19 under `mixed_bfloat16` (bf16 matrix units where the CPU has them, e.g.
   AMX): `model_a_bf16_speedup` and `vgg19_bf16_speedup` are each net's bf16 step speed over its
   own float32 step, so Model A's bf16 gain is judged against the peer's on the same CPU;
+- Model A under `mixed_bfloat16` again, its fc layers `keras.layers.Dense` instead of ours:
+  `model_a_bf16_vs_keras_dense` is our bf16 step's time over that one's (below 1: what
+  `rectifier_zoo.layers.Dense`'s float32 kernel gradient saves at small batches);
 - the machine's peak FLOP/s in float32 and in bfloat16: the best of several warmed-up ops on all
   threads (square matmuls of a few sizes and a large 3x3 convolution), each timed as its best
   repetition. MFU = achieved FLOP/s / the peak of the same dtype. An MFU above 1 means the peak
@@ -40,6 +43,7 @@ from targets import TARGETS  # noqa: E402
 
 import rectifier_zoo  # noqa: E402
 from rectifier_zoo.info import count_multiply_adds  # noqa: E402
+from rectifier_zoo.layers import Dense  # noqa: E402
 
 TARGET_VS_VGG19 = TARGETS["training.model_a_vs_vgg19_flops"]
 MATMUL_SIZES = (1024, 2048, 4096)
@@ -124,17 +128,26 @@ def run(input_size: int, batch_size: int, repeats: int) -> dict:
     def model_a():
         return rectifier_zoo.model_a(input_shape=shape, seed=0)
 
+    def model_a_keras_dense():
+        def clone(layer):
+            keras_class = keras.layers.Dense if isinstance(layer, Dense) else layer.__class__
+            return keras_class.from_config(layer.get_config())
+
+        return keras.models.clone_model(model_a(), clone_function=clone)
+
     models = {
         "model_a": model_a(),
         "vgg19": vgg19(),
         "model_a_bf16": with_policy("mixed_bfloat16", model_a),
         "vgg19_bf16": with_policy("mixed_bfloat16", vgg19),
+        "model_a_bf16_keras_dense": with_policy("mixed_bfloat16", model_a_keras_dense),
     }
     multiply_adds = {name: count_multiply_adds(model) for name, model in models.items()}
     steps = {}
     for name, model in models.items():
         step = make_train_step(model, images, labels)
-        step()  # trace and warm up
+        for _ in range(2):  # trace, then warm up (the first bf16 step after it was 1.4x slower)
+            step()
         steps[name] = step
     times = interleaved_times(steps, repeats)
     seconds = {name: float(np.median(values)) for name, values in times.items()}
@@ -181,6 +194,12 @@ def run(input_size: int, batch_size: int, repeats: int) -> dict:
         "model_a_bf16_speedup_range": ratio_range(times["model_a"], times["model_a_bf16"]),
         "vgg19_bf16_speedup": seconds["vgg19"] / seconds["vgg19_bf16"],
         "vgg19_bf16_speedup_range": ratio_range(times["vgg19"], times["vgg19_bf16"]),
+        "model_a_bf16_vs_keras_dense": (
+            seconds["model_a_bf16"] / seconds["model_a_bf16_keras_dense"]
+        ),
+        "model_a_bf16_vs_keras_dense_range": ratio_range(
+            times["model_a_bf16"], times["model_a_bf16_keras_dense"]
+        ),
         "target_vs_vgg19": TARGET_VS_VGG19.bound,
         "machine": machine_info(),
     }
@@ -190,7 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input_size", type=int, default=224)
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--quick", action="store_true", help="batch 4, 3 repetitions")
     parser.add_argument("--output", help="also write the JSON here")
     args = parser.parse_args()
