@@ -117,9 +117,8 @@ class StudySettings:
 
 
 QUICK_SETTINGS = StudySettings()
-# The prelu study was run at these sizes (4119 s); the init study is being run in pieces
-# (its finished runs in results/reproduce/init/runs/); slopes not yet (3x the quick runs'
-# images per epoch).
+# Every study's committed results were run at these sizes (prelu 4119 s; init and slopes in
+# pieces, resumed from their runs/ folders; the README gives the times).
 FULL_SETTINGS = StudySettings(
     # 30 layers: at lr 0.0025 the MSRA nets sit at ln(classes) for 100-900 steps before they
     # leave it; in 1000 steps fan-in seeds 2 and 3 had only begun (final 2.277, 2.172; the
