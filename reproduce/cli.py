@@ -2,6 +2,8 @@ r"""The command line of the studies: `rectifier-zoo-reproduce` or `python traini
 
     python training/reproduce.py --study all --quick     # init ~110, prelu ~21 min on 2 CPU cores
     python training/reproduce.py --study init --output_dir /tmp/reproduce
+    python training/reproduce.py --study init --init_depths 22 --weight_decay 0 \
+        --output_dir results/reproduce/ablations/no_decay   # Fig. 2 alone, decay off
 
 Each study writes PNG figures, `summary.json` and `report.md` into `<output_dir>/<study>/`:
 `init` (MSRA vs Xavier, Sec. 2.2), `prelu` (ReLU vs PReLU, Table 2), `slopes` (learned slopes,
@@ -34,6 +36,17 @@ _DATA_DIR = flags.DEFINE_string(
     "Parent folder of the synthetic data sets; default: the package's cache.",
 )
 
+_WEIGHT_DECAY = flags.DEFINE_float(
+    "weight_decay",
+    None,
+    "Replaces the paper's weight decay (5e-4) in every run: an ablation; default: the paper's.",
+)
+_INIT_DEPTHS = flags.DEFINE_list(
+    "init_depths",
+    None,
+    "The init study's depths to train (22: Fig. 2's Model B, 30: Fig. 3); default: both.",
+)
+
 
 def main(argv) -> None:
     if len(argv) > 1:
@@ -43,8 +56,20 @@ def main(argv) -> None:
     except ImportError:
         sys.exit("reproduce.py needs matplotlib for its figures: pip install matplotlib")
     from rectifier_zoo import console
+    from reproduce.settings import settings_for, with_overrides
 
-    # Quiet unless --verbosity was given, as the other command lines.
+    depths = _INIT_DEPTHS.value
+    if depths is not None and not all(depth.strip().isdigit() for depth in depths):
+        raise app.UsageError(f"--init_depths takes depths such as 22,30. Received: {depths}")
+    try:
+        settings = with_overrides(
+            settings_for(_QUICK.value),
+            _WEIGHT_DECAY.value,
+            None if depths is None else tuple(int(depth) for depth in depths),
+        )
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    # Quiet unless --verbosity was given, as the other command lines; after the flags' checks.
     console.start_tensorflow(quiet=not flags.FLAGS["verbosity"].present)
     import reproduce
 
@@ -53,6 +78,7 @@ def main(argv) -> None:
         _STUDY.value,
         _OUTPUT_DIR.value,
         quick=_QUICK.value,
+        settings=settings,
         data_dir=_DATA_DIR.value,
     )
     for name in summaries:
@@ -63,6 +89,6 @@ def main(argv) -> None:
 def run() -> None:
     """The entry point of the console script and of `training/reproduce.py`."""
     # --help lists the flags of the main module (named by sys.argv[0]); ours are defined here.
-    for flag in (_STUDY, _QUICK, _OUTPUT_DIR, _DATA_DIR):
+    for flag in (_STUDY, _QUICK, _OUTPUT_DIR, _DATA_DIR, _WEIGHT_DECAY, _INIT_DEPTHS):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[flag.name])
     app.run(main)

@@ -165,6 +165,40 @@ def settings_for(quick: bool, settings: StudySettings | None = None) -> StudySet
     return settings or (QUICK_SETTINGS if quick else FULL_SETTINGS)
 
 
+def with_overrides(
+    settings: StudySettings,
+    weight_decay: float | None = None,
+    init_depths: tuple[int, ...] | None = None,
+) -> StudySettings:
+    """`settings` with the command line's overrides (`None`: keep the field).
+
+    Args:
+        weight_decay: replaces `weight_decay` (>= 0): an ablation of the paper's decay.
+        init_depths: a subset of `settings.init_depths` (each depth keeps its steps and
+            learning rate), so that one figure of the init study can be run alone.
+    """
+    if weight_decay is not None:
+        if not weight_decay >= 0:
+            raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={weight_decay}")
+        settings = dataclasses.replace(settings, weight_decay=weight_decay)
+    if init_depths is not None:
+        unknown = [depth for depth in init_depths if depth not in settings.init_depths]
+        if unknown or not init_depths:
+            raise ValueError(
+                f"`init_depths` must be a non-empty subset of {settings.init_depths}. "
+                f"Received: init_depths={tuple(init_depths)}"
+            )
+        settings = dataclasses.replace(
+            settings,
+            init_depths=tuple(init_depths),
+            init_steps=tuple(settings.init_steps_at(depth) for depth in init_depths),
+            init_learning_rates=tuple(
+                settings.init_learning_rate_at(depth) for depth in init_depths
+            ),
+        )
+    return settings
+
+
 def scaled_architecture(architecture: Architecture, width: float) -> Architecture:
     """`architecture` with every conv and fc width multiplied by `width` (depth unchanged)."""
     if width == 1:

@@ -49,3 +49,30 @@ def test_script_runs_from_its_folder(tmp_path):
     )
     assert result.returncode != 0
     assert "value should be one of" in result.stderr and "init|prelu|slopes|all" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--init_depths=25", "non-empty subset of (30, 22)"),
+        ("--init_depths=twenty", "--init_depths takes depths such as 22,30"),
+        ("--weight_decay=-0.1", "`weight_decay` must be >= 0"),
+    ],
+)
+def test_wrong_override_fails_before_any_run(tmp_path, flag, message):
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "training", "reproduce.py"),
+            "--study=init",
+            flag,
+            f"--output_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not os.listdir(tmp_path)

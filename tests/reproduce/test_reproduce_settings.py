@@ -49,3 +49,29 @@ def test_settings_recorded_with_one_learning_rate_still_load():
     loaded = settings.StudySettings.from_dict(recorded)
     assert loaded.init_learning_rates == (0.005, 0.005)
     assert loaded.init_steps == settings.QUICK_SETTINGS.init_steps
+
+
+def test_overrides_replace_the_decay_and_pick_depths():
+    full = settings.FULL_SETTINGS
+    assert settings.with_overrides(full) is full
+    no_decay = settings.with_overrides(full, weight_decay=0.0)
+    assert no_decay.weight_decay == 0.0 and full.weight_decay == 5e-4
+    fig2 = settings.with_overrides(full, init_depths=(22,))
+    assert fig2.init_depths == (22,)
+    assert fig2.init_steps == (full.init_steps_at(22),)
+    assert fig2.init_learning_rates == (full.init_learning_rate_at(22),)
+    assert (
+        dataclasses.replace(
+            fig2,
+            init_depths=(30, 22),
+            init_steps=full.init_steps,
+            init_learning_rates=full.init_learning_rates,
+        )
+        == full
+    )
+    with pytest.raises(ValueError, match=r"`weight_decay` must be >= 0\. Received: weight_de"):
+        settings.with_overrides(full, weight_decay=-1e-4)
+    with pytest.raises(ValueError, match=r"non-empty subset of \(30, 22\)\. Received: init_dep"):
+        settings.with_overrides(full, init_depths=(25,))
+    with pytest.raises(ValueError, match="non-empty subset"):
+        settings.with_overrides(full, init_depths=())
