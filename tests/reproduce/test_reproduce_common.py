@@ -227,3 +227,19 @@ def test_ten_view_is_the_final_error_of_a_ten_view_run():
     assert (run["top1_error"], run["top5_error"]) == common.evaluate_ten_view(
         model, data.val_images, data.val_labels, 4
     )
+
+
+def test_load_synthetic_standardizes_both_splits_by_the_training_split(tmp_path):
+    data = common.load_synthetic(16, 0.5, 12, 6, str(tmp_path))
+    assert data.train_images.shape == (12, 18, 18, 3) and data.val_images.shape == (6, 18, 18, 3)
+    assert data.train_images.dtype == data.val_images.dtype == np.float32
+    np.testing.assert_allclose(data.train_images.mean(axis=(0, 1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(data.train_images.std(axis=(0, 1, 2)), 1, rtol=1e-5)
+    # The validation split by the training split's mean and std, as read from the same files.
+    raw = common.data_lib.get_source(
+        "synthetic", str(tmp_path), difficulty=0.5, train_images=12, val_images=6
+    )
+    x_train, _ = common._read_split(raw, "train", 18)
+    x_val, _ = common._read_split(raw, "validation", 18)
+    mean, std = x_train.mean(axis=(0, 1, 2)), x_train.std(axis=(0, 1, 2))
+    np.testing.assert_array_equal(data.val_images, (x_val - mean) / std)
