@@ -67,7 +67,7 @@ MODEL_SEED = 1
 # Statistics at initialization.
 
 
-def _is_weight_layer(layer) -> bool:
+def is_weight_layer(layer) -> bool:
     return isinstance(layer, keras.layers.Conv2D | keras.layers.Dense)
 
 
@@ -93,7 +93,7 @@ def layer_statistics(model: keras.Model, images, labels) -> dict[str, list]:
     with tf.GradientTape() as tape:
         x = tf.convert_to_tensor(images, tf.float32)
         for layer in layers:
-            if _is_weight_layer(layer):
+            if is_weight_layer(layer):
                 tape.watch(x)
                 inputs.append(x)
                 x = layer(x, training=False)
