@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -48,6 +49,10 @@ FIGURE_ARCHITECTURES = {22: "model_b"}
 # A run converges when its final loss is this far below ln(classes), stalls within this of it.
 LEARN_MARGIN = 0.3
 STALL_MARGIN = 0.05
+# A run has left the plateau at ln(classes) once its loss, averaged over PLATEAU_WINDOW steps,
+# is STALL_MARGIN below it, and is back on it when that average returns within PLATEAU_MARGIN.
+PLATEAU_WINDOW = 50
+PLATEAU_MARGIN = 0.01
 # Init study runs: name -> (conv initializer, fc initializer). The fc layers use the forward
 # (fan-in) form of the rule under test: the paper never drew its fc layers with the fan-out
 # form (fixed stds instead), and with 10 classes the fan-out form gives fc3 a std of
@@ -273,11 +278,13 @@ def _final_loss(result: dict) -> float:
     return float(np.mean(result["loss"][-common.FINAL_LOSS_WINDOW :]))
 
 
-def _by_depth(runs: list[dict], field: str) -> dict:
-    """`{depth: {init: [value per seed]}}` of one field of the runs, in seed order."""
+def _by_depth(runs: list[dict], value: str | Callable[[dict], object]) -> dict:
+    """`{depth: {init: [value per seed]}}` of the runs, in seed order: a field of each run or
+    a function of it."""
     table: dict = {}
     for r in runs:
-        table.setdefault(str(r["depth"]), {}).setdefault(r["init"], []).append(r[field])
+        entry = r[value] if isinstance(value, str) else value(r)
+        table.setdefault(str(r["depth"]), {}).setdefault(r["init"], []).append(entry)
     return table
 
 
@@ -304,6 +311,7 @@ def _summary(statistics, statistics_builds, runs, data, settings, quick: bool) -
         **provenance(settings, quick),
     }
     summary["claims"] = claims(summary)
+    summary["plateau"] = plateau_departures(summary)
     return summary
 
 
@@ -318,6 +326,42 @@ def learns(loss: float, ln_classes: float) -> bool:
 def stalls(loss: float, ln_classes: float) -> bool:
     """Stalled: the final loss within 0.05 of ln(classes)."""
     return math.isfinite(loss) and abs(loss - ln_classes) < STALL_MARGIN
+
+
+def plateau_departure(loss, ln_classes: float) -> dict:
+    """When a run first left the plateau at ln(classes) and when it first came back to it.
+
+    A stalled run may never have left (gradients too small to start: Fig. 3's Xavier) or have
+    left and fallen back, which the final loss alone does not tell apart.
+
+    Returns:
+        `{"left_at", "back_at", "ends_on_plateau"}`: steps done when the `PLATEAU_WINDOW`-step
+        mean loss first fell `STALL_MARGIN` below ln(classes), and (after that) first came
+        back within `PLATEAU_MARGIN` of it (`None`: never), and whether the last mean is within
+        `PLATEAU_MARGIN` of it.
+    """
+    # Full windows only (a shorter run: one window of all its steps); mean[i] is the mean loss
+    # of steps i + 1 ... i + window.
+    window = max(1, min(PLATEAU_WINDOW, len(loss)))
+    mean = np.convolve(np.asarray(loss, dtype=np.float64), np.ones(window) / window, "valid")
+    on_plateau = np.abs(mean - ln_classes) < PLATEAU_MARGIN
+    below = np.flatnonzero(mean < ln_classes - STALL_MARGIN)
+    left_at = back_at = None
+    if below.size:
+        back = np.flatnonzero(on_plateau[below[0] :])
+        left_at = int(below[0]) + window
+        back_at = left_at + int(back[0]) if back.size else None
+    return {
+        "left_at": left_at,
+        "back_at": back_at,
+        "ends_on_plateau": bool(on_plateau.size and on_plateau[-1]),
+    }
+
+
+def plateau_departures(summary: dict) -> dict:
+    """`{depth: {init: [plateau_departure per seed]}}` of the summary's runs."""
+    ln_classes = summary["ln_classes"]
+    return _by_depth(summary["runs"], lambda r: plateau_departure(r["loss"], ln_classes))
 
 
 def mean_epoch_error(run: dict) -> float:
@@ -662,4 +706,24 @@ def _verdicts(summary: dict) -> list[str]:
             f"  Paper's claim ({claim['claim']}): holds for {claim['seeds_holding']} of {seeds} "
             f"seeds ({checks})."
         )
+        verdicts.append("  " + _plateau_text(summary["plateau"][depth], claim["seeds"]))
     return verdicts
+
+
+def _plateau_text(by_init: dict, seeds: list) -> str:
+    """Per init: the step at which each seed left ln(classes), and which seeds fell back."""
+    parts = []
+    for init in INITS:
+        departures = by_init[init]
+        steps = ", ".join(str(d["left_at"]) if d["left_at"] else "never" for d in departures)
+        fell = [
+            f"seed {seed} at step {d['back_at']}"
+            + (", for good" if d["ends_on_plateau"] else ", left again")
+            for seed, d in zip(seeds, departures, strict=True)
+            if d["back_at"]
+        ]
+        parts.append(f"{init} {steps}" + (f" (back on it: {'; '.join(fell)})" if fell else ""))
+    return (
+        f"Step at which the loss left ln(classes) ({PLATEAU_WINDOW}-step mean {STALL_MARGIN} "
+        f"below it; back on it: within {PLATEAU_MARGIN} again), per seed: " + "; ".join(parts) + "."
+    )

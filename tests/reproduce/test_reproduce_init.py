@@ -148,6 +148,43 @@ def test_claims_are_judged_per_seed():
     assert claims["22"]["holds"] == [True, False]
 
 
+def test_plateau_departure_tells_never_left_from_left_and_fell_back():
+    ln10 = math.log(10)
+    window = init.PLATEAU_WINDOW
+    # Never leaves ln(10): Fig. 3's Xavier.
+    flat = [ln10] * 300
+    assert init.plateau_departure(flat, ln10) == {
+        "left_at": None, "back_at": None, "ends_on_plateau": True,
+    }  # fmt: skip
+    # Leaves at step 101 (1.0 from then on): the first full window below ln(10) - 0.05 ends
+    # where the mean first drops below the threshold, 100 + ceil(0.05 / (ln10 - 1) * 50) steps.
+    left = [ln10] * 100 + [1.0] * 200
+    result = init.plateau_departure(left, ln10)
+    assert result["back_at"] is None and result["ends_on_plateau"] is False
+    means = np.convolve(left, np.ones(window) / window, "valid")
+    assert result["left_at"] == int(np.flatnonzero(means < ln10 - init.STALL_MARGIN)[0]) + window
+    assert 100 < result["left_at"] <= 100 + window
+    # Leaves, then falls back for good at step 201: back once a whole window sits on ln(10)
+    # again (within PLATEAU_MARGIN), i.e. at step 200 + 50.
+    fell = [ln10] * 100 + [1.0] * 100 + [ln10] * 150
+    result = init.plateau_departure(fell, ln10)
+    assert result["left_at"] == init.plateau_departure(left, ln10)["left_at"]
+    assert result["back_at"] == 200 + window and result["ends_on_plateau"] is True
+    # A run shorter than the window is judged on one window of all its steps.
+    assert init.plateau_departure([1.0] * 10, ln10)["left_at"] == 10
+
+
+def test_plateau_departures_of_a_summary_are_per_depth_init_and_seed():
+    ln10 = math.log(10)
+    runs = [
+        {"depth": 22, "init": "xavier", "seed": 0, "loss": [ln10] * 60},
+        {"depth": 22, "init": "xavier", "seed": 1, "loss": [ln10] * 60 + [0.5] * 60},
+    ]
+    table = init.plateau_departures({"ln_classes": ln10, "runs": runs})
+    left = [d["left_at"] for d in table["22"]["xavier"]]
+    assert left[0] is None and 60 < left[1] <= 60 + init.PLATEAU_WINDOW
+
+
 def test_smoke_init_study(smoke_results):
     out, summaries = smoke_results
     folder = out / "init"
