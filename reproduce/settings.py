@@ -169,6 +169,7 @@ def with_overrides(
     settings: StudySettings,
     weight_decay: float | None = None,
     init_depths: tuple[int, ...] | None = None,
+    init_learning_rate: float | None = None,
 ) -> StudySettings:
     """`settings` with the command line's overrides (`None`: keep the field).
 
@@ -176,6 +177,8 @@ def with_overrides(
         weight_decay: replaces `weight_decay` (>= 0): an ablation of the paper's decay.
         init_depths: a subset of `settings.init_depths` (each depth keeps its steps and
             learning rate), so that one figure of the init study can be run alone.
+        init_learning_rate: replaces the init study's learning rate (> 0) at every depth it
+            runs (after `init_depths`): an ablation of the paper's rate scaled to the batch.
     """
     if weight_decay is not None:
         if not weight_decay >= 0:
@@ -195,6 +198,15 @@ def with_overrides(
             init_learning_rates=tuple(
                 settings.init_learning_rate_at(depth) for depth in init_depths
             ),
+        )
+    if init_learning_rate is not None:
+        if not init_learning_rate > 0:
+            raise ValueError(
+                f"`init_learning_rate` must be > 0. Received: init_learning_rate="
+                f"{init_learning_rate}"
+            )
+        settings = dataclasses.replace(
+            settings, init_learning_rates=(init_learning_rate,) * len(settings.init_depths)
         )
     return settings
 

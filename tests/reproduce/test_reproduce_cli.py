@@ -57,6 +57,7 @@ def test_script_runs_from_its_folder(tmp_path):
         ("--init_depths=25", "non-empty subset of (30, 22)"),
         ("--init_depths=twenty", "--init_depths takes depths such as 22,30"),
         ("--weight_decay=-0.1", "`weight_decay` must be >= 0"),
+        ("--init_learning_rate=0", "`init_learning_rate` must be > 0"),
     ],
 )
 def test_wrong_override_fails_before_any_run(tmp_path, flag, message):

@@ -75,3 +75,19 @@ def test_overrides_replace_the_decay_and_pick_depths():
         settings.with_overrides(full, init_depths=(25,))
     with pytest.raises(ValueError, match="non-empty subset"):
         settings.with_overrides(full, init_depths=())
+
+
+def test_override_of_the_init_learning_rate_applies_to_every_depth_run():
+    full = settings.FULL_SETTINGS
+    both = settings.with_overrides(full, init_learning_rate=0.001)
+    assert both.init_learning_rates == (0.001, 0.001) and both.init_steps == full.init_steps
+    # After the depths are picked: Fig. 2 alone at another rate, its steps kept.
+    fig2 = settings.with_overrides(full, init_depths=(22,), init_learning_rate=0.00125)
+    assert fig2.init_depths == (22,) and fig2.init_learning_rates == (0.00125,)
+    assert fig2.init_steps == (full.init_steps_at(22),)
+    assert dataclasses.replace(fig2, init_learning_rates=full.init_learning_rates[1:]) == (
+        settings.with_overrides(full, init_depths=(22,))
+    )
+    for rate in (0.0, -0.01, float("nan")):
+        with pytest.raises(ValueError, match=r"`init_learning_rate` must be > 0\. Received"):
+            settings.with_overrides(full, init_learning_rate=rate)
