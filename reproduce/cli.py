@@ -22,6 +22,7 @@ import time
 from absl import app, flags
 
 from reproduce import STUDIES
+from reproduce.output import DEFAULT_OUTPUT_DIR
 
 _STUDY = flags.DEFINE_enum("study", "all", [*STUDIES, "all"], "Which study to run.")
 _QUICK = flags.DEFINE_bool(
@@ -30,7 +31,7 @@ _QUICK = flags.DEFINE_bool(
     "Fewer steps and narrower models: init ~110 min, prelu ~21 min on 2 CPU cores.",
 )
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", "results/reproduce", "Folder of the results (one subfolder per study)."
+    "output_dir", DEFAULT_OUTPUT_DIR, "Folder of the results (one subfolder per study)."
 )
 _DATA_DIR = flags.DEFINE_string(
     "data_dir",

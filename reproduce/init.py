@@ -540,7 +540,7 @@ def report(summary: dict, output_dir: str) -> None:
     lines = [
         "# Initialization study (Sec. 2.2, Figures 2-3)",
         "",
-        made_by(STUDY, summary)
+        made_by(STUDY, summary, output_dir)
         + f" on {summary['machine']['cpu_count']} CPU cores, {summary['date']}.",
         "",
         "## Setup",

@@ -15,6 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+# Where the committed results live and the command line writes by default.
+DEFAULT_OUTPUT_DIR = "results/reproduce"
+
 
 def study_folder(output_dir: str, study: str) -> str:
     """`<output_dir>/<study>`, created if missing: where a study writes its files."""
@@ -108,11 +111,23 @@ def write_lines(path: str, lines: list[str]) -> None:
         f.write("\n".join(lines) + "\n")
 
 
-def made_by(study: str, summary: dict) -> str:
-    """The command that made a study's results (the first words of the report's second line)."""
-    return f"Made by `python training/reproduce.py --study {study}" + (
-        " --quick`" if summary["quick"] else "`"
-    )
+def made_by(study: str, summary: dict, output_dir: str) -> str:
+    """The command that made a study's results (the first words of the report's second line):
+    `--quick`, the override flags its settings need and `--output_dir` unless the default."""
+    from reproduce.settings import StudySettings, override_flags
+
+    flags = override_flags(StudySettings.from_dict(summary["settings"]), summary["quick"])
+    if flags is None:
+        return (
+            f"Made by `reproduce.run_study({study!r}, ...)` at sizes that no flags of the command "
+            "line give (`settings` in summary.json)"
+        )
+    words = ["python training/reproduce.py", f"--study {study}"]
+    words += ["--quick"] if summary["quick"] else []
+    words += flags
+    if os.path.normpath(output_dir) != DEFAULT_OUTPUT_DIR:
+        words.append(f"--output_dir {output_dir}")
+    return f"Made by `{' '.join(words)}`"
 
 
 def pyplot():

@@ -283,7 +283,7 @@ def report(summary: dict, output_dir: str) -> None:
     lines = [
         "# PReLU vs ReLU (Table 2)",
         "",
-        made_by(STUDY, summary)
+        made_by(STUDY, summary, output_dir)
         + f" on {summary['machine']['cpu_count']} CPU cores, {summary['date']}.",
         "",
         "## Setup",

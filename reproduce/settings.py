@@ -8,6 +8,7 @@ its `summary.json`.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from rectifier_zoo import paper
 from rectifier_zoo.architectures import Architecture
@@ -209,6 +210,35 @@ def with_overrides(
             settings, init_learning_rates=(init_learning_rate,) * len(settings.init_depths)
         )
     return settings
+
+
+def override_flags(settings: StudySettings, quick: bool) -> list[str] | None:
+    """The command line's override flags that make `settings` from the `quick` or full sizes.
+
+    Returns:
+        The flags, in `with_overrides`' order (`[]`: the sizes as they are), or `None` where no
+        flags make them (sizes given in code, such as the tests' `SMOKE_SETTINGS`).
+    """
+    base = settings_for(quick)
+    depths = None if settings.init_depths == base.init_depths else settings.init_depths
+    decay = None if settings.weight_decay == base.weight_decay else settings.weight_decay
+    rates = set(settings.init_learning_rates)
+    try:
+        rate = None
+        if with_overrides(base, decay, depths).init_learning_rates != settings.init_learning_rates:
+            rate = rates.pop() if len(rates) == 1 else math.nan
+        if with_overrides(base, decay, depths, rate) != settings:
+            return None
+    except ValueError:
+        return None
+    flags = []
+    if depths is not None:
+        flags.append("--init_depths " + ",".join(str(depth) for depth in depths))
+    if decay is not None:
+        flags.append(f"--weight_decay {decay:g}")
+    if rate is not None:
+        flags.append(f"--init_learning_rate {rate:g}")
+    return flags
 
 
 def scaled_architecture(architecture: Architecture, width: float) -> Architecture:

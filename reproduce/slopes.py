@@ -242,7 +242,7 @@ def report(summary: dict, output_dir: str) -> None:
     lines = [
         "# Learned PReLU slopes (Table 1)",
         "",
-        made_by(STUDY, summary) + f": the `prelu` study's 14-layer models (width x"
+        made_by(STUDY, summary, output_dir) + f": the `prelu` study's 14-layer models (width x"
         f"{settings.width:g}, {settings.image_size} px crops, lr {settings.prelu_learning_rate}, "
         f"batch {settings.batch_size}) trained {settings.slopes_steps} steps, "
         f"{len(settings.slopes_seeds)} seeds; slopes start at {initial}, get the weights' "

@@ -109,3 +109,27 @@ def test_a_killed_study_resumes_with_the_runs_it_had_finished(tmp_path, monkeypa
     assert [r["variant"] for r in summary["runs"]] == list(prelu.VARIANTS)
     assert not os.path.exists(runs)
     assert os.path.exists(os.path.join(out, "prelu", "summary.json"))
+
+
+def test_made_by_names_the_command_with_its_overrides_and_folder():
+    from reproduce.settings import FULL_SETTINGS, QUICK_SETTINGS, with_overrides
+
+    def summary(settings, quick):
+        return {"settings": json.loads(json.dumps(dataclasses.asdict(settings))), "quick": quick}
+
+    assert (
+        output.made_by("init", summary(FULL_SETTINGS, False), "results/reproduce/")
+        == "Made by `python training/reproduce.py --study init`"
+    )
+    assert (
+        output.made_by("prelu", summary(QUICK_SETTINGS, True), "results/reproduce")
+        == "Made by `python training/reproduce.py --study prelu --quick`"
+    )
+    ablation = with_overrides(FULL_SETTINGS, 0.0, (22,))
+    assert output.made_by("init", summary(ablation, False), "out/no_decay") == (
+        "Made by `python training/reproduce.py --study init --init_depths 22 --weight_decay 0 "
+        "--output_dir out/no_decay`"
+    )
+    assert output.made_by("init", summary(SMOKE_SETTINGS, True), "out").startswith(
+        "Made by `reproduce.run_study('init', ...)` at sizes that no flags"
+    )

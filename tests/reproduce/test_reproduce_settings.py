@@ -91,3 +91,38 @@ def test_override_of_the_init_learning_rate_applies_to_every_depth_run():
     for rate in (0.0, -0.01, float("nan")):
         with pytest.raises(ValueError, match=r"`init_learning_rate` must be > 0\. Received"):
             settings.with_overrides(full, init_learning_rate=rate)
+
+
+@pytest.mark.parametrize(
+    "quick, overrides, flags",
+    [
+        (False, {}, []),
+        (True, {}, []),
+        (
+            False,
+            {"weight_decay": 0.0, "init_depths": (22,)},
+            ["--init_depths 22", "--weight_decay 0"],
+        ),
+        (
+            False,
+            {"init_depths": (22,), "init_learning_rate": 0.00125},
+            ["--init_depths 22", "--init_learning_rate 0.00125"],
+        ),
+        (True, {"init_learning_rate": 0.001}, ["--init_learning_rate 0.001"]),
+    ],
+)
+def test_override_flags_give_back_the_settings(quick, overrides, flags):
+    made = settings.with_overrides(settings.settings_for(quick), **overrides)
+    assert settings.override_flags(made, quick) == flags
+
+
+def test_override_flags_are_none_where_no_flags_make_the_settings():
+    assert settings.override_flags(settings.SMOKE_SETTINGS, True) is None
+    full = settings.FULL_SETTINGS
+    # Two learning rates, neither the full sizes' own: no single --init_learning_rate.
+    assert (
+        settings.override_flags(dataclasses.replace(full, init_learning_rates=(0.1, 0.2)), False)
+        is None
+    )
+    # The full sizes with the quick study's slopes steps.
+    assert settings.override_flags(dataclasses.replace(full, slopes_steps=4000), False) is None
