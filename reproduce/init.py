@@ -683,6 +683,8 @@ def _verdicts(summary: dict) -> list[str]:
                 "(the gradient reaches only 1 of 9 or 1 of 4 positions), SPP and the fc layers."
             )
     ln_classes = summary["ln_classes"]
+    # Summaries written before the plateau steps were recorded get them from their losses.
+    plateau = summary.get("plateau") or plateau_departures(summary)
     for depth, claim in summary["claims"].items():
         final = summary["final_loss"][depth]
         errors = summary["top1_error"][depth]
@@ -706,7 +708,7 @@ def _verdicts(summary: dict) -> list[str]:
             f"  Paper's claim ({claim['claim']}): holds for {claim['seeds_holding']} of {seeds} "
             f"seeds ({checks})."
         )
-        verdicts.append("  " + _plateau_text(summary["plateau"][depth], claim["seeds"]))
+        verdicts.append("  " + _plateau_text(plateau[depth], claim["seeds"]))
     return verdicts
 
 

@@ -228,3 +228,8 @@ def test_init_figures_and_report_from_saved_summary(smoke_results, tmp_path):
     init.report(summary, str(tmp_path))
     assert (tmp_path / "init" / "init_training.png").stat().st_size > 0
     assert (tmp_path / "init" / "report.md").read_text().startswith("# Initialization study")
+    # A summary written before the plateau steps were recorded: the report computes them.
+    del summary["plateau"]
+    init.report(summary, str(tmp_path))
+    report = (tmp_path / "init" / "report.md").read_text()
+    assert "Step at which the loss left ln(classes)" in report
