@@ -8,7 +8,6 @@ its `summary.json`.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from rectifier_zoo import paper
 from rectifier_zoo.architectures import Architecture
@@ -224,12 +223,14 @@ def override_flags(settings: StudySettings, quick: bool) -> list[str] | None:
     decay = None if settings.weight_decay == base.weight_decay else settings.weight_decay
     rates = set(settings.init_learning_rates)
     try:
+        made = with_overrides(base, decay, depths)
         rate = None
-        if with_overrides(base, decay, depths).init_learning_rates != settings.init_learning_rates:
-            rate = rates.pop() if len(rates) == 1 else math.nan
-        if with_overrides(base, decay, depths, rate) != settings:
-            return None
-    except ValueError:
+        if made.init_learning_rates != settings.init_learning_rates and len(rates) == 1:
+            rate = rates.pop()
+            made = with_overrides(made, init_learning_rate=rate)
+    except ValueError:  # depths the sizes do not have, a negative decay or rate
+        return None
+    if made != settings:
         return None
     flags = []
     if depths is not None:
