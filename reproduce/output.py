@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from reproduce.settings import StudySettings, override_flags
+
 # Where the committed results live and the command line writes by default.
 DEFAULT_OUTPUT_DIR = "results/reproduce"
 
@@ -114,8 +116,6 @@ def write_lines(path: str, lines: list[str]) -> None:
 def made_by(study: str, summary: dict, output_dir: str) -> str:
     """The command that made a study's results (the first words of the report's second line):
     `--quick`, the override flags its settings need and `--output_dir` unless the default."""
-    from reproduce.settings import StudySettings, override_flags
-
     flags = override_flags(StudySettings.from_dict(summary["settings"]), summary["quick"])
     if flags is None:
         return (
