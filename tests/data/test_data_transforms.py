@@ -49,6 +49,20 @@ def test_random_crop_windows_stay_inside_extreme_images(shape):
         assert round(224 * shorter / 512) - 1 <= h <= max(1, round(224 * shorter / 256))
 
 
+def test_random_crop_window_offsets_reach_both_edges():
+    # A fixed scale (s = 256) fixes the side at round(224 * 250 / 256) = 219 px: 32 column
+    # offsets 0..31 and 82 row offsets 0..81, each uniformly drawn.
+    window = tf.function(
+        lambda s: data.transforms.random_crop_window(
+            tf.constant([300, 250, 3]), tf.stack([1, s]), 224, 256, 256
+        )
+    )
+    windows = np.array([window(tf.constant(s)).numpy() for s in range(1000)])
+    assert set(windows[:, 2]) == set(windows[:, 3]) == {219}
+    assert set(windows[:, 1]) == set(range(32))
+    assert set(windows[:, 0]) == set(range(82))
+
+
 @pytest.mark.parametrize("shape", [(10, 500), (500, 10), (256, 341), (1, 1)])
 def test_center_crop_window_is_centred_and_inside(shape):
     height, width = shape
