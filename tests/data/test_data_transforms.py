@@ -49,9 +49,9 @@ def test_random_crop_windows_stay_inside_extreme_images(shape):
         assert round(224 * shorter / 512) - 1 <= h <= max(1, round(224 * shorter / 256))
 
 
-def test_random_crop_window_offsets_reach_both_edges():
+def test_random_crop_window_reaches_every_offset():
     # A fixed scale (s = 256) fixes the side at round(224 * 250 / 256) = 219 px: 32 column
-    # offsets 0..31 and 82 row offsets 0..81, each uniformly drawn.
+    # offsets 0..31 and 82 row offsets 0..81, edges included.
     window = tf.function(
         lambda s: data.transforms.random_crop_window(
             tf.constant([300, 250, 3]), tf.stack([1, s]), 224, 256, 256
