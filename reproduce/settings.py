@@ -221,12 +221,13 @@ def override_flags(settings: StudySettings, quick: bool) -> list[str] | None:
     base = settings_for(quick)
     depths = None if settings.init_depths == base.init_depths else settings.init_depths
     decay = None if settings.weight_decay == base.weight_decay else settings.weight_decay
-    rates = set(settings.init_learning_rates)
     try:
         made = with_overrides(base, decay, depths)
         rate = None
-        if made.init_learning_rates != settings.init_learning_rates and len(rates) == 1:
-            rate = rates.pop()
+        if made.init_learning_rates != settings.init_learning_rates and (
+            len(set(settings.init_learning_rates)) == 1
+        ):
+            rate = settings.init_learning_rates[0]
             made = with_overrides(made, init_learning_rate=rate)
     except ValueError:  # depths the sizes do not have, a negative decay or rate
         return None
