@@ -76,13 +76,15 @@ def with_policy(policy: str, build):
         keras.config.set_dtype_policy(previous)
 
 
-def make_train_step(model, images, labels, jit_compile: bool = False):
-    """A `tf.function` training step (forward, loss, backward, SGD + momentum) that returns
-    after the update has run (it reads the loss back)."""
+def make_train_step(model, images, labels, jit_compile: bool = False, optimizer=None):
+    """A `tf.function` training step (forward, loss, backward, update) that returns after the
+    update has run (it reads the loss back). The update is Keras's SGD with momentum 0.9 unless
+    an `optimizer` is given."""
     import keras
     import tensorflow as tf
 
-    optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
+    if optimizer is None:
+        optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
     optimizer.build(model.trainable_variables)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
 

@@ -59,6 +59,8 @@ KEYS = [
     ("training.model_a_bf16_speedup", ("training", "model_a_bf16_speedup")),
     ("training.vgg19_bf16_speedup", ("training", "vgg19_bf16_speedup")),
     ("training.model_a_bf16_vs_keras_dense", ("training", "model_a_bf16_vs_keras_dense")),
+    ("training.model_a_bf16_caffe_sgd_vs_keras_sgd",
+     ("training", "model_a_bf16_caffe_sgd_vs_keras_sgd")),
     ("input_pipeline.fused_vs_unfused", ("input_pipeline", "fused_speedup")),
     ("input_pipeline.fused_vs_keras_layers", ("input_pipeline", "fused_vs_keras_layers")),
     ("input_pipeline.integer_fast_vs_default",

@@ -12,6 +12,9 @@ In one process, interleaved, median of the repetitions:
 - Model A under `mixed_bfloat16` again, its fc layers `keras.layers.Dense` instead of ours:
   `model_a_bf16_vs_keras_dense` is our bf16 step's time over that one's (below 1: what
   `rectifier_zoo.layers.Dense`'s float32 kernel gradient saves at small batches);
+- Model A under `mixed_bfloat16` trained by `rectifier_zoo.CaffeSGD` (the paper's update, with
+  coupled weight decay, as `training/train.py` trains) instead of Keras's SGD with momentum:
+  `model_a_bf16_caffe_sgd_vs_keras_sgd` is that step's time over the Keras SGD one's;
 - the machine's peak FLOP/s in float32 and in bfloat16: the best of several warmed-up ops on all
   threads (square matmuls of a few sizes and a large 3x3 convolution), each timed as its best
   repetition. MFU = achieved FLOP/s / the peak of the same dtype. An MFU above 1 means the peak
@@ -141,11 +144,17 @@ def run(input_size: int, batch_size: int, repeats: int) -> dict:
         "model_a_bf16": with_policy("mixed_bfloat16", model_a),
         "vgg19_bf16": with_policy("mixed_bfloat16", vgg19),
         "model_a_bf16_keras_dense": with_policy("mixed_bfloat16", model_a_keras_dense),
+        "model_a_bf16_caffe_sgd": with_policy("mixed_bfloat16", model_a),
+    }
+    optimizers = {
+        "model_a_bf16_caffe_sgd": rectifier_zoo.CaffeSGD(
+            1e-3, model=models["model_a_bf16_caffe_sgd"]
+        )
     }
     multiply_adds = {name: count_multiply_adds(model) for name, model in models.items()}
     steps = {}
     for name, model in models.items():
-        step = make_train_step(model, images, labels)
+        step = make_train_step(model, images, labels, optimizer=optimizers.get(name))
         for _ in range(2):  # trace, then warm up (the first bf16 step after it was 1.4x slower)
             step()
         steps[name] = step
@@ -199,6 +208,12 @@ def run(input_size: int, batch_size: int, repeats: int) -> dict:
         ),
         "model_a_bf16_vs_keras_dense_range": ratio_range(
             times["model_a_bf16"], times["model_a_bf16_keras_dense"]
+        ),
+        "model_a_bf16_caffe_sgd_vs_keras_sgd": (
+            seconds["model_a_bf16_caffe_sgd"] / seconds["model_a_bf16"]
+        ),
+        "model_a_bf16_caffe_sgd_vs_keras_sgd_range": ratio_range(
+            times["model_a_bf16_caffe_sgd"], times["model_a_bf16"]
         ),
         "target_vs_vgg19": TARGET_VS_VGG19.bound,
         "machine": machine_info(),

@@ -1,5 +1,5 @@
-"""Faster training passes for the TensorFlow backend only: PReLU's, and a Dense layer's under
-mixed precision.
+"""Faster training passes for the TensorFlow backend only: PReLU's, a Dense layer's under
+mixed precision, and an optimizer's update of each variable.
 
 TensorFlow without XLA runs `relu(y) + a * min(y, 0)` and its gradient as separate
 element-wise ops (Relu, Minimum, Mul, AddV2 forward; ReluGrad, Mul, Mul, Sum and an AddN of the
@@ -13,6 +13,10 @@ A Dense layer's kernel gradient under bfloat16 compute is `x^T dy` in bfloat16, 
 float32 variable: a bf16 write, a read and a float32 write of the whole (in, out) kernel. At a
 small batch that traffic, not the arithmetic, is the cost, and one float32 matmul writing the
 float32 gradient directly is cheaper (see `dense`).
+
+`CaffeSGD`'s update (coupled decay, then momentum) is about six element-wise ops per variable,
+each a pass over it; `apply_step` compiles it into one XLA kernel that updates the variable
+and its velocity in place.
 
 `layers.PReLU` and `layers.Dense` use these only for training calls on the TensorFlow backend:
 inference and exported SavedModels keep the portable ops, so TF Serving, TFLite and ONNX never
@@ -90,3 +94,56 @@ def _dense(inputs, kernel):
         return tf.matmul(upstream, compute_kernel, transpose_b=True), grad_kernel
 
     return tf.matmul(inputs, compute_kernel), grad
+
+
+def apply_step(step, variable, slot, gradient, learning_rate, *options):
+    """An optimizer's update of one variable, compiled by XLA into one kernel.
+
+    `step(variable, slot, gradient, learning_rate, *options)` returns the slot's new value
+    (None without a slot) and the change to the variable; here they are assigned in place,
+    so the variable, its slot and the gradient are each read once and the two variables
+    written once. TensorFlow alone would run every op of `step` as its own pass over the
+    variable: `CaffeSGD` on Model A's fc1 (32256 x 4096), 2-core AMD EPYC Zen 4, 75-83 ms as
+    one kernel against 172-185 ms op by op.
+
+    Args:
+        step: the update formula, on values.
+        variable: the model's `tf.Variable` (under `tf.distribute`, this device's copy).
+        slot: the optimizer's Keras variable for it (e.g. the velocity), or None.
+        gradient: the variable's gradient.
+        learning_rate: a scalar tensor or variable.
+        *options: hashable Python values `step` takes after the learning rate (each
+            distinct tuple compiles its own kernel).
+    """
+    _apply_step(
+        step,
+        variable,
+        None if slot is None else _local_copy(slot, variable),
+        gradient,
+        tf.convert_to_tensor(learning_rate),  # may be a Keras variable (the optimizer's)
+        options,
+    )
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _apply_step(step, variable, slot, gradient, learning_rate, options):
+    new_slot, delta = step(variable, slot, gradient, learning_rate, *options)
+    if slot is not None:
+        slot.assign(new_slot)
+    variable.assign_add(delta)
+
+
+def _local_copy(slot, variable):
+    """The `tf.Variable` behind the Keras variable `slot` on the device of `variable`.
+
+    Under `tf.distribute`, `update_step` runs once per device with that device's copy of the
+    model's variable; the slot is a distributed variable whose copy on the same device is the
+    one to update.
+    """
+    value = slot.value
+    if not isinstance(value, tf.distribute.DistributedValues):
+        return value
+    for local in tf.distribute.get_strategy().experimental_local_results(value):
+        if local.device == variable.device:
+            return local
+    raise ValueError(f"No copy of {slot.path} on {variable.device}.")

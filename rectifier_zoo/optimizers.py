@@ -1,6 +1,7 @@
 """The paper's optimizer: Caffe's SGD with momentum and coupled L2 weight decay.
 
-Only `keras` and `keras.ops` are used here, so the optimizer runs under every Keras backend.
+The update is written once in `keras.ops`, so the optimizer runs under every Keras backend; on
+TensorFlow, `rectifier_zoo.fused` compiles it into one XLA kernel per variable.
 """
 
 import math
@@ -171,23 +172,29 @@ class CaffeSGD(keras.optimizers.Optimizer):
             self.momentums = self.add_optimizer_variables(variables, "momentum")
 
     def update_step(self, gradient, variable, learning_rate):
-        """Caffe's update of one variable: coupled decay, then momentum."""
-        dtype = variable.dtype
-        learning_rate = ops.cast(learning_rate, dtype)
-        gradient = ops.cast(gradient, dtype)
-        if self.weight_decay > 0 and self._var_key(variable) in self._decayed_keys:
-            gradient = ops.add(gradient, ops.multiply(ops.cast(self.weight_decay, dtype), variable))
-        step = ops.multiply(gradient, learning_rate)
-        if self.momentum == 0:
-            self.assign_sub(variable, step)
+        """Caffe's update of one variable: coupled decay, then momentum (`_caffe_sgd_step`).
+
+        On the TensorFlow backend the whole update is one XLA kernel (`fused.apply_step`):
+        TensorFlow alone runs each of its element-wise ops as a pass over the variable.
+        """
+        decayed = self.weight_decay > 0 and self._var_key(variable) in self._decayed_keys
+        velocity = None
+        if self.momentum != 0:
+            velocity = self.momentums[self._get_variable_index(variable)]
+        step_args = (self.weight_decay if decayed else 0.0, self.momentum, self.nesterov)
+        if keras.backend.backend() == "tensorflow":
+            from rectifier_zoo import fused  # TensorFlow only
+
+            fused.apply_step(
+                _caffe_sgd_step, variable, velocity, gradient, learning_rate, *step_args
+            )
             return
-        velocity = self.momentums[self._get_variable_index(variable)]
-        momentum = ops.cast(self.momentum, dtype)
-        self.assign(velocity, ops.subtract(ops.multiply(velocity, momentum), step))
-        if self.nesterov:
-            self.assign_add(variable, ops.subtract(ops.multiply(velocity, momentum), step))
-        else:
-            self.assign_add(variable, velocity)
+        new_velocity, delta = _caffe_sgd_step(
+            variable, velocity, gradient, learning_rate, *step_args
+        )
+        if velocity is not None:
+            self.assign(velocity, new_velocity)
+        self.assign_add(variable, delta)
 
     def get_config(self):
         config = super().get_config()
@@ -205,6 +212,35 @@ class CaffeSGD(keras.optimizers.Optimizer):
         # The base class writes the deserialized schedule back into the dict it is given; a
         # copy leaves the caller's config as `get_config` returned it.
         return super().from_config(dict(config), custom_objects=custom_objects)
+
+
+def _caffe_sgd_step(
+    variable,
+    velocity,
+    gradient,
+    learning_rate,
+    weight_decay: float,
+    momentum: float,
+    nesterov: bool,
+):
+    """One `CaffeSGD` step on values: `(new velocity, change to the variable)`.
+
+    `velocity` is None when `momentum` is 0 (the new velocity is then None too); a
+    `weight_decay` of 0 adds no decay term. Written in `keras.ops`, so every backend runs the
+    same formula.
+    """
+    dtype = variable.dtype
+    gradient = ops.cast(gradient, dtype)
+    if weight_decay > 0:
+        gradient = ops.add(gradient, ops.multiply(ops.cast(weight_decay, dtype), variable))
+    step = ops.multiply(gradient, ops.cast(learning_rate, dtype))
+    if velocity is None:
+        return None, ops.negative(step)
+    momentum = ops.cast(momentum, dtype)
+    velocity = ops.subtract(ops.multiply(velocity, momentum), step)
+    if nesterov:
+        return velocity, ops.subtract(ops.multiply(velocity, momentum), step)
+    return velocity, velocity
 
 
 def _check_names(argument: str, names) -> tuple[str, ...]:

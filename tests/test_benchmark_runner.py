@@ -15,6 +15,7 @@ RAW = {
     "training": {"model_a_vs_vgg19_flops": 0.9, "model_a_mfu": 0.6, "model_a_bf16_mfu": 0.5,
                  "model_a_bf16_speedup": 1.7, "vgg19_bf16_speedup": 1.8,
                  "model_a_bf16_vs_keras_dense": 0.95,
+                 "model_a_bf16_caffe_sgd_vs_keras_sgd": 0.9,
                  "command": "python benchmarks/training.py"},
     "input_pipeline": {"fused_speedup": 1.18, "images_per_second_per_core": {"fused": 700.0},
                        "fused_vs_keras_layers": 2.4, "integer_fast_vs_default": 1.05,

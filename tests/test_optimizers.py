@@ -116,6 +116,27 @@ def test_two_steps_match_the_coupled_formula(nesterov):
         assert np.max(np.abs(got[i] - decayed_everywhere[i])) > 1e-3, variable.path
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the fused update is TensorFlow's")
+@pytest.mark.parametrize("momentum", [0.9, 0.0])
+def test_tensorflow_updates_each_variable_in_one_xla_kernel(momentum):
+    # TensorFlow runs each element-wise op of an update as its own pass over the variable;
+    # CaffeSGD's update is compiled by XLA into one call per variable instead.
+    import tensorflow as tf
+
+    model = _net()
+    optimizer = CaffeSGD(0.1, momentum=momentum, model=model)
+    grads = [tf.constant(g) for g in _random_grads(model, steps=1)[0]]
+    optimizer.build(model.trainable_variables)
+
+    @tf.function
+    def step():
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+
+    graph = step.get_concrete_function().graph
+    compiled = [op for op in graph.get_operations() if op.node_def.attr["_XlaMustCompile"].b]
+    assert len(compiled) == len(model.trainable_variables), [op.type for op in compiled]
+
+
 def test_momentum_zero_and_no_decay():
     model = _net()
     before = _values(model)
