@@ -137,6 +137,35 @@ def test_tensorflow_updates_each_variable_in_one_xla_kernel(momentum):
     assert len(compiled) == len(model.trainable_variables), [op.type for op in compiled]
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.function's variable captures")
+def test_tensorflow_steps_of_a_new_model_after_the_old_one_is_gone():
+    # Variables built lazily inside a tf.function, as a custom loop does, then a second model of
+    # the same shapes once the first is deleted: the fused update kernel, shared by every
+    # optimizer, must update this model's variables (it failed on the deleted ones).
+    import gc
+
+    import tensorflow as tf
+
+    def train_in_a_tf_function(seed):
+        model = _net(seed)
+        before = _values(model)
+        grads = _random_grads(model, steps=2, seed=seed)
+        optimizer = CaffeSGD(0.1, momentum=0.9, weight_decay=0.05, model=model)
+
+        @tf.function
+        def step(grads):
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+
+        for step_grads in grads:
+            step([tf.constant(g) for g in step_grads])
+        expected = _reference(before, grads, [0.1, 0.1], 0.9, 0.05, _is_kernel(model))
+        _assert_close(_values(model), expected, atol=1e-5)
+
+    for seed in (0, 1):
+        train_in_a_tf_function(seed)
+        gc.collect()
+
+
 def test_momentum_zero_and_no_decay():
     model = _net()
     before = _values(model)
