@@ -106,9 +106,9 @@ def apply_step(step, variable, slot, gradient, learning_rate, *options):
     variable: `CaffeSGD` on Model A's fc1 (32256 x 4096), 2-core AMD EPYC Zen 4, 75-83 ms as
     one kernel against 172-185 ms op by op.
 
-    The kernel takes the variables' resource handles, not the variables: a `tf.function`
-    given variables keeps the ones it first traced with, and one shared by every optimizer
-    then fails, or worse, when a later model's variables of the same shape come along.
+    The kernel takes the variables' resource handles, not the variables: given variables
+    built inside a `tf.function` (a custom loop's lazy build), the shared `tf.function` kept
+    them in its trace, and a later model's variables of the same shape then failed on them.
 
     Args:
         step: the update formula, on values.
